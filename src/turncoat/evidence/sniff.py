@@ -1,0 +1,68 @@
+"""Recognise an evidence file by its content, never by its name alone.
+
+Collected evidence arrives renamed (`Security.evtx.bak`, `export(1).txt`, `host42`), so the first
+bytes decide: EVTX magic, archive magics, and for JSON the shape of the first event.
+"""
+
+from __future__ import annotations
+
+import codecs
+from pathlib import Path
+
+import orjson
+
+from turncoat.evidence.winevent import from_any_json
+
+HEAD_BYTES = 256 * 1024
+
+EVTX = "evtx"
+JSON_LINES = "winevent-jsonl"
+JSON_DOCUMENT = "winevent-json"
+ZIP = "zip"
+TAR = "tar"
+GZIP = "gzip"
+UNKNOWN = "unknown"
+EMPTY = "empty"
+
+
+def sniff(path: Path) -> str:
+    """The reader name for a file: one of the constants above."""
+    with path.open("rb") as handle:
+        head = handle.read(HEAD_BYTES)
+    return sniff_bytes(head)
+
+
+def sniff_bytes(head: bytes) -> str:
+    if not head:
+        return EMPTY
+    if head.startswith(b"ElfFile\x00"):
+        return EVTX
+    if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
+        return ZIP
+    if head.startswith(b"\x1f\x8b"):
+        return GZIP
+    if len(head) > 262 and head[257:262] == b"ustar":
+        return TAR
+    return _sniff_json(head)
+
+
+def _sniff_json(head: bytes) -> str:
+    text = head
+    if text.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        text = text.decode("utf-16", errors="ignore").encode("utf-8")
+    text = text.removeprefix(codecs.BOM_UTF8).lstrip()
+    if text.startswith(b"["):
+        return JSON_DOCUMENT
+    if not text.startswith(b"{"):
+        return UNKNOWN
+    first, newline, _ = text.partition(b"\n")
+    if newline:
+        try:
+            doc = orjson.loads(first)
+        except orjson.JSONDecodeError:
+            # a pretty-printed document, or several one after another (`evtx_dump -o json`)
+            return JSON_DOCUMENT
+        if isinstance(doc, dict):
+            return JSON_LINES if from_any_json(doc) is not None else UNKNOWN
+        return UNKNOWN
+    return JSON_LINES  # one line, longer than the head: the line reader bounds and reports it

@@ -1,0 +1,226 @@
+"""Find the evidence items under the paths a user gives: files, folders, and archives inside them.
+
+Folders are walked recursively in sorted order (so a case is built the same way every time).
+Archives (.zip, .tar, .tar.gz, .gz) are unpacked member by member into the case's scratch folder,
+under generated names, never under the names the archive claims: a member called `../../x` cannot
+land outside. Symbolic links and device files inside archives are refused; declared and actual
+sizes and the compression ratio are bounded against bombs; nesting depth is bounded too.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+import tarfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO, Iterator
+
+from turncoat.evidence.sniff import GZIP, TAR, ZIP, sniff
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds that keep a hostile archive from filling the disk or running forever."""
+
+    max_member_bytes: int = 8 * 1024**3
+    max_archive_bytes: int = 32 * 1024**3
+    max_ratio: int = 200
+    ratio_floor_bytes: int = 16 * 1024**2  # small members may compress well; don't judge them
+    max_depth: int = 3
+    max_members: int = 100_000
+
+
+@dataclass
+class EvidenceItem:
+    """One file to read: `display` names it for the user (archive!member), `path` is on disk."""
+
+    display: str
+    path: Path
+    temporary: bool = False
+
+
+@dataclass
+class SourceProblem:
+    """Something under the inputs that could not be offered to a reader at all."""
+
+    display: str
+    message: str
+    offset: int | None = None
+
+
+@dataclass
+class Discovery:
+    items: list[EvidenceItem] = field(default_factory=list)
+    problems: list[SourceProblem] = field(default_factory=list)
+
+
+class ArchiveLimitError(Exception):
+    pass
+
+
+def _copy_bounded(src: BinaryIO, dst: Path, limit: int, compressed: int | None, limits: Limits) -> int:
+    """Copy a member's bytes, stopping at the size or ratio bound whatever its header claimed."""
+    written = 0
+    with dst.open("wb") as out:
+        while True:
+            chunk = src.read(1024 * 1024)
+            if not chunk:
+                return written
+            written += len(chunk)
+            if written > limit:
+                raise ArchiveLimitError(f"member larger than {limit} bytes")
+            if compressed and written > limits.ratio_floor_bytes and written / max(compressed, 1) > limits.max_ratio:
+                raise ArchiveLimitError(f"compression ratio above {limits.max_ratio}:1 (archive bomb?)")
+            out.write(chunk)
+
+
+def _unsafe_name(name: str) -> str | None:
+    """Why an archive member's name is hostile, or None."""
+    pure = PurePosixPath(name.replace("\\", "/"))
+    if pure.is_absolute() or (len(name) > 1 and name[1] == ":"):
+        return "absolute path"
+    if ".." in pure.parts:
+        return "path traversal ('..')"
+    return None
+
+
+class Walker:
+    """Expands inputs into evidence items, unpacking archives into `scratch`."""
+
+    def __init__(self, scratch: Path, limits: Limits | None = None) -> None:
+        self.scratch = scratch
+        self.limits = limits or Limits()
+        self.discovery = Discovery()
+        self._counter = 0
+
+    def walk(self, inputs: list[Path]) -> Discovery:
+        for raw in inputs:
+            path = Path(raw)
+            if not path.exists():
+                self.discovery.problems.append(SourceProblem(str(path), "no such file or folder"))
+            elif path.is_dir():
+                self._walk_dir(path)
+            else:
+                self._offer(EvidenceItem(str(path), path), depth=0)
+        return self.discovery
+
+    def _walk_dir(self, root: Path) -> None:
+        for dirpath, dirnames, filenames in os.walk(root, followlinks=False, onerror=self._walk_error):
+            dirnames.sort()
+            for name in sorted(filenames):
+                path = Path(dirpath) / name
+                if path.is_symlink():
+                    self.discovery.problems.append(SourceProblem(str(path), "symbolic link not followed"))
+                    continue
+                if not path.is_file():
+                    continue
+                self._offer(EvidenceItem(str(path), path), depth=0)
+
+    def _walk_error(self, error: OSError) -> None:
+        self.discovery.problems.append(SourceProblem(str(error.filename), f"cannot list folder: {error.strerror}"))
+
+    def _scratch_file(self, suffix: str = "") -> Path:
+        self.scratch.mkdir(parents=True, exist_ok=True)
+        self._counter += 1
+        return self.scratch / f"member-{self._counter:07d}{suffix}"
+
+    def _offer(self, item: EvidenceItem, depth: int) -> None:
+        try:
+            kind = sniff(item.path)
+        except OSError as exc:
+            self.discovery.problems.append(SourceProblem(item.display, f"cannot read: {exc.strerror or exc}"))
+            return
+        if kind in (ZIP, TAR, GZIP):
+            if depth >= self.limits.max_depth:
+                self.discovery.problems.append(SourceProblem(item.display, "archive nested too deep; not opened"))
+                return
+            try:
+                {ZIP: self._zip, TAR: self._tar, GZIP: self._gzip}[kind](item, depth + 1)
+            except (zipfile.BadZipFile, tarfile.TarError, OSError, EOFError, ValueError) as exc:
+                self.discovery.problems.append(SourceProblem(item.display, f"corrupt {kind} archive: {exc}"))
+            finally:
+                if item.temporary:
+                    item.path.unlink(missing_ok=True)
+            return
+        self.discovery.items.append(item)
+
+    def _member(self, parent: EvidenceItem, name: str, opener, size: int | None, compressed: int | None,
+                depth: int, budget: list[int]) -> None:
+        display = f"{parent.display}!{name}"
+        why = _unsafe_name(name)
+        if why:
+            self.discovery.problems.append(SourceProblem(display, f"archive member refused: {why}"))
+            return
+        limit = min(self.limits.max_member_bytes, budget[0])
+        if size is not None and size > limit:
+            self.discovery.problems.append(
+                SourceProblem(display, f"archive member of {size} bytes exceeds the limit ({limit}); not unpacked"))
+            return
+        target = self._scratch_file()
+        try:
+            with opener() as src:
+                written = _copy_bounded(src, target, limit, compressed, self.limits)
+        except ArchiveLimitError as exc:
+            target.unlink(missing_ok=True)
+            self.discovery.problems.append(SourceProblem(display, f"archive member refused: {exc}"))
+            return
+        except (OSError, EOFError, zipfile.BadZipFile, tarfile.TarError, RuntimeError) as exc:
+            target.unlink(missing_ok=True)
+            self.discovery.problems.append(SourceProblem(display, f"archive member unreadable: {exc}"))
+            return
+        budget[0] -= written
+        self._offer(EvidenceItem(display, target, temporary=True), depth)
+
+    def _zip(self, item: EvidenceItem, depth: int) -> None:
+        budget = [self.limits.max_archive_bytes]
+        with zipfile.ZipFile(item.path) as archive:
+            members = [m for m in archive.infolist() if not m.is_dir()]
+            if len(members) > self.limits.max_members:
+                raise ValueError(f"{len(members)} members is more than {self.limits.max_members}")
+            for info in sorted(members, key=lambda m: m.filename):
+                mode = (info.external_attr >> 16) & 0o170000
+                if mode == 0o120000:
+                    self.discovery.problems.append(
+                        SourceProblem(f"{item.display}!{info.filename}", "archive member refused: symbolic link"))
+                    continue
+                self._member(item, info.filename, lambda info=info: archive.open(info), info.file_size,
+                             info.compress_size, depth, budget)
+
+    def _tar(self, item: EvidenceItem, depth: int) -> None:
+        budget = [self.limits.max_archive_bytes]
+        with tarfile.open(item.path, mode="r:*") as archive:
+            count = 0
+            for info in archive:
+                count += 1
+                if count > self.limits.max_members:
+                    raise ValueError(f"more than {self.limits.max_members} members")
+                if info.isdir():
+                    continue
+                if not info.isfile():
+                    kind = "link" if (info.issym() or info.islnk()) else "special file"
+                    self.discovery.problems.append(
+                        SourceProblem(f"{item.display}!{info.name}", f"archive member refused: {kind}"))
+                    continue
+                self._member(item, info.name, lambda info=info: archive.extractfile(info), info.size, None,
+                             depth, budget)
+
+    def _gzip(self, item: EvidenceItem, depth: int) -> None:
+        try:
+            with tarfile.open(item.path, mode="r:gz") as probe:
+                probe.next()
+            self._tar(item, depth)
+            return
+        except tarfile.TarError:
+            pass
+        inner = item.display[:-3] if item.display.endswith(".gz") else item.display + "!gunzip"
+        budget = [self.limits.max_archive_bytes]
+        compressed = item.path.stat().st_size
+        self._member(EvidenceItem(item.display, item.path), PurePosixPath(inner).name,
+                     lambda: gzip.open(item.path, "rb"), None, compressed, depth, budget)
+
+
+def cleanup(scratch: Path) -> None:
+    shutil.rmtree(scratch, ignore_errors=True)

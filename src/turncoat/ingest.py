@@ -1,0 +1,195 @@
+"""`turncoat ingest`: evidence → case store, with a manifest of every input and what became of it.
+
+Each evidence item is hashed (SHA-256), recognised by content, read by its reader into Parquet
+parts, and listed in the manifest with its size, reader, record count (counted from the store) and
+problems. Items whose SHA-256 is already in the case are skipped, so ingesting a second collection
+adds to a case without duplicating it. Items are read in parallel processes, one item per task.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from turncoat.evidence.base import IssueLog, ReadIssue
+from turncoat.evidence.evtx_reader import read_evtx
+from turncoat.evidence.json_reader import read_json_document, read_json_lines
+from turncoat.evidence.sniff import EMPTY, EVTX, JSON_DOCUMENT, JSON_LINES, UNKNOWN, sniff
+from turncoat.evidence.sources import Walker, cleanup
+from turncoat.store.case import Case, safe_text
+from turncoat.store.schema import WIN_EVENTS
+from turncoat.store.writer import DEFAULT_BATCH_ROWS, TableWriter
+
+READERS: dict[str, Callable[..., int]] = {
+    EVTX: read_evtx,
+    JSON_LINES: read_json_lines,
+    JSON_DOCUMENT: read_json_document,
+}
+
+Progress = Callable[[str, int, int], None]  # (item shown, bytes done, bytes total)
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(4 * 1024 * 1024):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_item(path: str, evidence_id: str, kind: str, parquet_dir: str, batch_rows: int) -> dict[str, Any]:
+    """Read one evidence item into Parquet parts (runs in a worker process)."""
+    writer = TableWriter(Path(parquet_dir) / WIN_EVENTS, evidence_id, batch_rows=batch_rows)
+    issues = IssueLog()
+    try:
+        READERS[kind](Path(path), evidence_id, writer.add, issues)
+        writer.flush()
+    except (OSError, MemoryError) as exc:
+        writer.discard()
+        issues.add(ReadIssue(f"reading stopped: {exc}"))
+    if writer.bad_times:
+        issues.add(ReadIssue(f"{writer.bad_times} events with an unreadable time (kept, time empty)"))
+    return {
+        "rows": writer.rows_written,
+        "issues": [i.as_dict() for i in issues.listed],
+        "issue_count": issues.count,
+        "parts": len(writer.parts),
+    }
+
+
+@dataclass
+class IngestResult:
+    manifest: dict[str, Any]
+    new_items: int = 0
+    skipped: int = 0
+    problems: int = 0
+    messages: list[str] = field(default_factory=list)
+
+
+def ingest(
+    inputs: Iterable[Path],
+    case: Case,
+    workers: int = 2,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+    progress: Progress | None = None,
+) -> IngestResult:
+    """Read every evidence item under `inputs` into `case`; returns the updated manifest."""
+    case.create()
+    manifest = case.load_manifest()
+    known = {item["sha256"]: item for item in manifest["items"] if item.get("sha256")}
+    walker = Walker(case.scratch)
+    try:
+        discovery = walker.walk([Path(p) for p in inputs])
+        result = IngestResult(manifest)
+        for problem in discovery.problems:
+            entry = {"path": safe_text(problem.display), "message": problem.message}
+            if entry not in manifest["problems"]:
+                manifest["problems"].append(entry)
+            result.problems += 1
+            result.messages.append(f"{entry['path']}: {problem.message}")
+
+        todo: list[tuple[dict[str, Any], str]] = []
+        total = sum(_size(i.path) for i in discovery.items)
+        done = 0
+        for item in discovery.items:
+            display = safe_text(item.display)
+            size = _size(item.path)
+            try:
+                digest = sha256_of(item.path)
+                kind = sniff(item.path)
+            except OSError as exc:
+                _add_unique(manifest["problems"], {"path": display, "message": f"cannot read: {exc}"})
+                result.problems += 1
+                result.messages.append(f"{display}: cannot read: {exc}")
+                continue
+            if digest in known:
+                first = known[digest]
+                if first["path"] != display:
+                    dup = {"path": display, "sha256": digest, "duplicate_of": first["path"]}
+                    _add_unique(first.setdefault("duplicates", []), dup)
+                result.skipped += 1
+                done += size
+                if progress:
+                    progress(display, done, total)
+                continue
+            entry = {
+                "evidence_id": digest[:16], "path": display, "sha256": digest, "size": size,
+                "reader": kind, "records": 0, "issues": [], "issue_count": 0,
+                "status": "pending",
+            }
+            known[digest] = entry
+            manifest["items"].append(entry)
+            if kind in (UNKNOWN, EMPTY):
+                entry["status"] = "unknown-format" if kind == UNKNOWN else "empty"
+                entry["issues"] = [{"message": "format not recognised by content; not read"
+                                    if kind == UNKNOWN else "empty file", "offset": 0}]
+                entry["issue_count"] = 1
+                result.messages.append(f"{display}: {entry['issues'][0]['message']}")
+                continue
+            todo.append((entry, str(item.path)))
+
+        def finished(entry: dict[str, Any], out: dict[str, Any]) -> None:
+            nonlocal done
+            entry["issues"] = out["issues"]
+            entry["issue_count"] = out["issue_count"]
+            entry["status"] = "read" if out["rows"] or not out["issue_count"] else "unreadable"
+            entry["rows_written"] = out["rows"]
+            result.new_items += 1
+            for issue in out["issues"][:5]:
+                where = ", ".join(f"{k} {v}" for k, v in issue.items() if k != "message") or "file"
+                result.messages.append(f"{entry['path']} ({where}): {issue['message']}")
+            if out["issue_count"] > 5:
+                result.messages.append(f"{entry['path']}: {out['issue_count'] - 5} more problems (see manifest)")
+            done += entry["size"]
+            if progress:
+                progress(entry["path"], done, total)
+
+        parquet_dir = str(case.parquet)
+        if workers > 1 and len(todo) > 1:
+            with ProcessPoolExecutor(max_workers=workers) as pool:
+                futures = [
+                    (entry, pool.submit(read_item, path, entry["evidence_id"], entry["reader"], parquet_dir, batch_rows))
+                    for entry, path in todo
+                ]
+                for entry, future in futures:
+                    finished(entry, future.result())
+        else:
+            for entry, path in todo:
+                finished(entry, read_item(path, entry["evidence_id"], entry["reader"], parquet_dir, batch_rows))
+    finally:
+        cleanup(case.scratch)
+
+    _count_from_store(case, manifest)
+    manifest["items"].sort(key=lambda e: e["path"])
+    manifest["problems"].sort(key=lambda e: (e["path"], e["message"]))
+    case.save_manifest(manifest)
+    return result
+
+
+def _add_unique(items: list, entry: dict) -> None:
+    if entry not in items:
+        items.append(entry)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _count_from_store(case: Case, manifest: dict[str, Any]) -> None:
+    """Record counts come from the store itself, so the manifest says what a query will see."""
+    con = case.connect()
+    try:
+        counts = dict(con.execute("SELECT evidence_id, count(*) FROM win_events_all GROUP BY 1").fetchall())
+        kept = dict(con.execute(f"SELECT evidence_id, count(*) FROM {WIN_EVENTS} GROUP BY 1").fetchall())
+    finally:
+        con.close()
+    for entry in manifest["items"]:
+        entry["records"] = int(counts.get(entry["evidence_id"], 0))
+        entry["records_unique"] = int(kept.get(entry["evidence_id"], 0))
+        entry.pop("rows_written", None)

@@ -1,0 +1,243 @@
+"""DuckDB views over the case's Parquet: the de-duplicated `win_events` and the ECS views.
+
+The ECS views are how detectors and packs see events, whatever channel or export they came from.
+EventData columns exist only when some evidence had them, so every view is generated against the
+columns actually present: a missing source field reads as NULL instead of failing the whole view.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from turncoat.store.schema import WIN_EVENT_FIXED, WIN_EVENTS
+
+SYSMON = "Microsoft-Windows-Sysmon/Operational"
+DEFENDER = "Microsoft-Windows-Windows Defender/Operational"
+POWERSHELL = "Microsoft-Windows-PowerShell/Operational"
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _lit(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+@dataclass(frozen=True)
+class Source:
+    """One event type feeding an ECS view: which rows, and which expression fills each column."""
+
+    where: str
+    columns: dict[str, str]  # ECS name → SQL expression over win_events fields (use {Field})
+
+
+def _basename(expr: str) -> str:
+    return f"nullif(lower(regexp_extract({expr}, '[^\\\\/]*$')), '')"
+
+
+def _hash(expr: str, algo: str) -> str:
+    # no braces in the pattern: the expression is later filled with str.format_map
+    return f"nullif(lower(regexp_extract({expr}, '(?i)\\b{algo}=([0-9a-f]+)', 1)), '')"
+
+
+def _ch(channel: str, *ids: int) -> str:
+    return f"Channel = {_lit(channel)} AND EventID IN ({', '.join(map(str, ids))})"
+
+
+ECS_VIEWS: dict[str, list[Source]] = {
+    "ecs_process": [
+        Source(_ch(SYSMON, 1), {
+            "process.executable": "{Image}", "process.name": _basename("{Image}"),
+            "process.command_line": "{CommandLine}", "process.pid": "{ProcessId}",
+            "process.parent.executable": "{ParentImage}", "process.parent.name": _basename("{ParentImage}"),
+            "process.hash.sha256": _hash("{Hashes}", "SHA256"), "process.hash.sha1": _hash("{Hashes}", "SHA1"),
+            "process.hash.md5": _hash("{Hashes}", "MD5"), "process.pe.file_version": "{FileVersion}",
+            "process.pe.product": "{Product}", "process.pe.company": "{Company}",
+            "process.pe.original_file_name": "{OriginalFileName}", "user.name": "{User}",
+        }),
+        Source(_ch("Security", 4688), {
+            "process.executable": "{NewProcessName}", "process.name": _basename("{NewProcessName}"),
+            "process.command_line": "{CommandLine}", "process.pid": "{NewProcessId}",
+            "process.parent.executable": "{ParentProcessName}",
+            "process.parent.name": _basename("{ParentProcessName}"),
+            "user.name": "coalesce({TargetUserName}, {SubjectUserName})",
+        }),
+    ],
+    "ecs_image_load": [
+        Source(_ch(SYSMON, 7), {
+            "process.executable": "{Image}", "process.name": _basename("{Image}"),
+            "dll.path": "{ImageLoaded}", "dll.name": _basename("{ImageLoaded}"),
+            "dll.hash.sha256": _hash("{Hashes}", "SHA256"), "dll.hash.sha1": _hash("{Hashes}", "SHA1"),
+            "dll.hash.md5": _hash("{Hashes}", "MD5"), "dll.pe.file_version": "{FileVersion}",
+            "dll.code_signature.signed": "{Signed}", "dll.code_signature.subject_name": "{Signature}",
+            "dll.code_signature.status": "{SignatureStatus}",
+        }),
+    ],
+    "ecs_network": [
+        Source(_ch(SYSMON, 3), {
+            "process.executable": "{Image}", "process.name": _basename("{Image}"),
+            "source.ip": "{SourceIp}", "source.port": "{SourcePort}",
+            "destination.ip": "{DestinationIp}", "destination.port": "{DestinationPort}",
+            "destination.domain": "nullif(lower(rtrim({DestinationHostname}, '.')), '')",
+            "network.transport": "lower({Protocol})",
+            "network.direction": "CASE lower({Initiated}) WHEN 'true' THEN 'outbound' WHEN 'false' THEN 'inbound' END",
+        }),
+        Source(_ch("Security", 5156), {
+            "process.executable": "{Application}", "process.name": _basename("{Application}"),
+            "source.ip": "{SourceAddress}", "source.port": "{SourcePort}",
+            "destination.ip": "{DestAddress}", "destination.port": "{DestPort}",
+            "network.transport": "{Protocol}",
+            "network.direction": "CASE {Direction} WHEN '%%14593' THEN 'outbound' WHEN '%%14592' THEN 'inbound' END",
+        }),
+    ],
+    "ecs_dns": [
+        Source(_ch(SYSMON, 22), {
+            "process.executable": "{Image}", "process.name": _basename("{Image}"),
+            "dns.question.name": "nullif(lower(rtrim({QueryName}, '.')), '')",
+            "dns.answers": "{QueryResults}", "dns.response_code": "{QueryStatus}",
+        }),
+    ],
+    "ecs_file": [
+        Source(_ch(SYSMON, 11, 15, 23, 26), {
+            "process.executable": "{Image}", "process.name": _basename("{Image}"),
+            "file.path": "{TargetFilename}", "file.name": _basename("{TargetFilename}"),
+            "file.hash.sha256": _hash("coalesce({Hashes}, {Hash})", "SHA256"),
+            "file.hash.sha1": _hash("coalesce({Hashes}, {Hash})", "SHA1"),
+            "file.hash.md5": _hash("coalesce({Hashes}, {Hash})", "MD5"),
+            "event.action": "CASE EventID WHEN 11 THEN 'creation' WHEN 15 THEN 'stream' ELSE 'deletion' END",
+        }),
+    ],
+    "ecs_package": [
+        Source(_ch("Application", 1033, 1034, 11707, 11724) + " AND Provider_Name = 'MsiInstaller'", {
+            "package.name": (
+                "CASE WHEN EventID IN (1033, 1034) THEN json_extract_string({Data}, '$[0]') "
+                "ELSE nullif(regexp_extract(json_extract_string({Data}, '$[0]'), 'Product: (.*?) --', 1), '') END"
+            ),
+            "package.version": "CASE WHEN EventID IN (1033, 1034) THEN json_extract_string({Data}, '$[1]') END",
+            "package.vendor": "CASE WHEN EventID IN (1033, 1034) THEN json_extract_string({Data}, '$[4]') END",
+            "event.action": "CASE WHEN EventID IN (1033, 11707) THEN 'installed' ELSE 'removed' END",
+            "event.outcome": (
+                "CASE WHEN EventID IN (1033, 1034) THEN CASE json_extract_string({Data}, '$[3]') "
+                "WHEN '0' THEN 'success' ELSE 'failure' END ELSE 'success' END"
+            ),
+        }),
+    ],
+    "ecs_alert": [
+        Source(_ch(DEFENDER, 1116, 1117), {
+            "threat.name": "{Threat Name}", "file.path": "{Path}",
+            "event.action": "CASE EventID WHEN 1116 THEN 'detected' ELSE 'remediated' END",
+        }),
+    ],
+    "ecs_service": [
+        Source(_ch("System", 7045), {"service.name": "{ServiceName}", "service.executable": "{ImagePath}"}),
+    ],
+    "ecs_script": [
+        Source(_ch(POWERSHELL, 4104), {"powershell.file.script_block_text": "{ScriptBlockText}"}),
+    ],
+    "ecs_logon": [
+        Source(_ch("Security", 4624), {
+            "user.name": "{TargetUserName}", "source.ip": "{IpAddress}", "winlog.logon.type": "{LogonType}",
+        }),
+    ],
+    "ecs_log_cleared": [
+        Source(_ch("Security", 1102) + " OR " + _ch("System", 104), {
+            "event.action": "'log-cleared'", "user.name": "{SubjectUserName}",
+        }),
+    ],
+}
+
+COMMON = {
+    "@timestamp": "ts", "host.name": "host", "event.code": "EventID", "event.provider": "Channel",
+    "evidence_id": "evidence_id", "record_id": "record_id", "line": "line",
+}
+
+
+def view_columns(view: str) -> list[str]:
+    """Every column an ECS view exposes, in order (common columns first)."""
+    names = list(COMMON)
+    for source in ECS_VIEWS[view]:
+        for name in source.columns:
+            if name not in names:
+                names.append(name)
+    return names
+
+
+class _Fields(dict):
+    """Format map that turns `{Field}` into a quoted column, or NULL when no evidence has it."""
+
+    def __init__(self, present: set[str]) -> None:
+        super().__init__()
+        self.present = {p.casefold(): p for p in present}
+
+    def __missing__(self, key: str) -> str:
+        real = self.present.get(key.casefold())
+        return _q(real) if real else "CAST(NULL AS VARCHAR)"
+
+
+def _source_sql(view: str, source: Source, fields: _Fields) -> str:
+    cols = []
+    for name in view_columns(view):
+        if name in COMMON:
+            expr = COMMON[name]
+        else:
+            expr = source.columns.get(name, "NULL").format_map(fields)
+        cols.append(f"CAST({expr} AS {'VARCHAR' if name not in COMMON else _common_type(name)}) AS {_q(name)}")
+    return f"SELECT {', '.join(cols)} FROM {WIN_EVENTS} WHERE {source.where}"
+
+
+def _common_type(name: str) -> str:
+    return {"@timestamp": "TIMESTAMPTZ", "event.code": "INTEGER", "record_id": "BIGINT", "line": "BIGINT"}.get(
+        name, "VARCHAR"
+    )
+
+
+def parquet_files(parquet_root: Path, table: str) -> list[Path]:
+    return sorted((parquet_root / table).glob("*.parquet"))
+
+
+def create_views(con: duckdb.DuckDBPyConnection, parquet_root: Path) -> None:
+    """(Re)create every view of the case; cheap, so it runs each time a case is opened."""
+    files = parquet_files(parquet_root, WIN_EVENTS)
+    if files:
+        listing = ", ".join(_lit(p.resolve().as_posix()) for p in files)
+        con.execute(
+            f"CREATE OR REPLACE VIEW win_events_all AS "
+            f"SELECT * FROM read_parquet([{listing}], union_by_name = true)"
+        )
+    else:
+        typed = ", ".join(
+            f"CAST(NULL AS {_arrow_sql(t)}) AS {_q(n)}" for n, t in WIN_EVENT_FIXED.items()
+        )
+        con.execute(f"CREATE OR REPLACE VIEW win_events_all AS SELECT {typed} WHERE false")
+    con.execute(
+        f"""CREATE OR REPLACE VIEW {WIN_EVENTS} AS
+        SELECT * EXCLUDE (_dup_rank) FROM (
+          SELECT *, row_number() OVER (
+            PARTITION BY host, Channel, coalesce(
+              CAST(record_id AS VARCHAR) || '@' || coalesce(CAST(epoch(date_trunc('second', ts)) AS VARCHAR), ''),
+              dedup_key)
+            ORDER BY evidence_id, line, "offset") AS _dup_rank
+          FROM win_events_all)
+        WHERE _dup_rank = 1"""
+    )
+    present = {row[0] for row in con.execute("DESCRIBE win_events_all").fetchall()}
+    fields = _Fields(present)
+    for view, sources in ECS_VIEWS.items():
+        sql = " UNION ALL ".join(_source_sql(view, s, fields) for s in sources)
+        con.execute(f"CREATE OR REPLACE VIEW {view} AS {sql}")
+
+
+def _arrow_sql(typ) -> str:
+    import pyarrow as pa
+
+    if pa.types.is_timestamp(typ):
+        return "TIMESTAMPTZ"
+    if pa.types.is_int64(typ):
+        return "BIGINT"
+    if pa.types.is_int32(typ):
+        return "INTEGER"
+    return "VARCHAR"
