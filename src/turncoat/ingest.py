@@ -8,6 +8,7 @@ adds to a case without duplicating it. Items are read in parallel processes, one
 
 from __future__ import annotations
 
+import gc
 import hashlib
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -40,24 +41,60 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def read_item(path: str, evidence_id: str, kind: str, parquet_dir: str, batch_rows: int) -> dict[str, Any]:
-    """Read one evidence item into Parquet parts (runs in a worker process)."""
-    writer = TableWriter(Path(parquet_dir) / WIN_EVENTS, evidence_id, batch_rows=batch_rows)
-    issues = IssueLog()
+# Small items are read together so their rows share Parquet parts (hundreds of one-event files
+# would otherwise make hundreds of tiny parts); a task holds items up to this many bytes.
+TASK_BYTES = 64 * 1024 * 1024
+
+
+def read_items(task: list[tuple[str, str, str]], stem: str, parquet_dir: str, batch_rows: int) -> dict[str, Any]:
+    """Read a task's evidence items (path, evidence id, reader) into shared Parquet parts.
+
+    Runs in a worker process; returns, per evidence id, its problems and the rows it sent.
+    """
+    writer = TableWriter(Path(parquet_dir) / WIN_EVENTS, stem, batch_rows=batch_rows)
+    results: dict[str, Any] = {}
+    collecting = gc.isenabled()
+    gc.disable()  # millions of short-lived dicts: the cyclic collector would rescan them for nothing
     try:
-        READERS[kind](Path(path), evidence_id, writer.add, issues)
-        writer.flush()
-    except (OSError, MemoryError) as exc:
-        writer.discard()
-        issues.add(ReadIssue(f"reading stopped: {exc}"))
+        _read_task(task, writer, results)
+    finally:
+        if collecting:
+            gc.enable()
     if writer.bad_times:
-        issues.add(ReadIssue(f"{writer.bad_times} events with an unreadable time (kept, time empty)"))
-    return {
-        "rows": writer.rows_written,
-        "issues": [i.as_dict() for i in issues.listed],
-        "issue_count": issues.count,
-        "parts": len(writer.parts),
-    }
+        results["_bad_times"] = writer.bad_times
+    return results
+
+
+def _read_task(task: list[tuple[str, str, str]], writer: TableWriter, results: dict[str, Any]) -> None:
+    for path, evidence_id, kind in task:
+        issues = IssueLog()
+        sent = 0
+        try:
+            sent = READERS[kind](Path(path), evidence_id, writer.add, issues)
+        except (OSError, MemoryError) as exc:
+            issues.add(ReadIssue(f"reading stopped: {exc}"))
+        results[evidence_id] = {
+            "rows": sent,
+            "issues": [i.as_dict() for i in issues.listed],
+            "issue_count": issues.count,
+        }
+    writer.flush()
+
+
+def plan_tasks(todo: list[tuple[dict[str, Any], str]]) -> list[list[tuple[dict[str, Any], str]]]:
+    """Group items in order into tasks of at most TASK_BYTES (a bigger item is a task alone)."""
+    tasks: list[list[tuple[dict[str, Any], str]]] = []
+    current: list[tuple[dict[str, Any], str]] = []
+    size = 0
+    for entry, path in todo:
+        if current and size + entry["size"] > TASK_BYTES:
+            tasks.append(current)
+            current, size = [], 0
+        current.append((entry, path))
+        size += entry["size"]
+    if current:
+        tasks.append(current)
+    return tasks
 
 
 @dataclass
@@ -148,17 +185,27 @@ def ingest(
                 progress(entry["path"], done, total)
 
         parquet_dir = str(case.parquet)
-        if workers > 1 and len(todo) > 1:
+        tasks = plan_tasks(todo)
+
+        def submit_args(task: list[tuple[dict[str, Any], str]]) -> tuple:
+            spec = [(path, entry["evidence_id"], entry["reader"]) for entry, path in task]
+            return spec, f"{task[0][0]['evidence_id']}-t", parquet_dir, batch_rows
+
+        def collect(task: list[tuple[dict[str, Any], str]], outcome: dict[str, Any]) -> None:
+            bad_times = outcome.pop("_bad_times", 0)
+            for entry, _ in task:
+                finished(entry, outcome[entry["evidence_id"]])
+            if bad_times:
+                result.messages.append(f"{bad_times} events with an unreadable time were kept with an empty time")
+
+        if workers > 1 and len(tasks) > 1:
             with ProcessPoolExecutor(max_workers=workers) as pool:
-                futures = [
-                    (entry, pool.submit(read_item, path, entry["evidence_id"], entry["reader"], parquet_dir, batch_rows))
-                    for entry, path in todo
-                ]
-                for entry, future in futures:
-                    finished(entry, future.result())
+                futures = [(task, pool.submit(read_items, *submit_args(task))) for task in tasks]
+                for task, future in futures:
+                    collect(task, future.result())
         else:
-            for entry, path in todo:
-                finished(entry, read_item(path, entry["evidence_id"], entry["reader"], parquet_dir, batch_rows))
+            for task in tasks:
+                collect(task, read_items(*submit_args(task)))
     finally:
         cleanup(case.scratch)
 
@@ -183,7 +230,7 @@ def _size(path: Path) -> int:
 
 def _count_from_store(case: Case, manifest: dict[str, Any]) -> None:
     """Record counts come from the store itself, so the manifest says what a query will see."""
-    con = case.connect()
+    con = case.connect(rebuild=True)
     try:
         counts = dict(con.execute("SELECT evidence_id, count(*) FROM win_events_all GROUP BY 1").fetchall())
         kept = dict(con.execute(f"SELECT evidence_id, count(*) FROM {WIN_EVENTS} GROUP BY 1").fetchall())

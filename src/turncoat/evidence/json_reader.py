@@ -141,7 +141,11 @@ def read_json_document(path: Path, evidence_id: str, sink: RowSink, issues: Issu
 
 def _concatenated(data: bytes, issues: IssueLog) -> list | None:
     """Objects written one after another (`evtx_dump -o json`); stops at the first broken one."""
-    text = data.decode("utf-8", errors="replace")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        issues.add(ReadIssue("document is not UTF-8; undecodable bytes replaced", offset=exc.start))
+        text = data.decode("utf-8", errors="replace")
     decoder = json.JSONDecoder()
     events: list = []
     pos = 0

@@ -60,8 +60,11 @@ def _sniff_json(head: bytes) -> str:
         try:
             doc = orjson.loads(first)
         except orjson.JSONDecodeError:
-            # a pretty-printed document, or several one after another (`evtx_dump -o json`)
-            return JSON_DOCUMENT
+            try:  # a line in a legacy code page is still a JSON line
+                doc = orjson.loads(first.decode("cp1252", errors="replace").encode("utf-8"))
+            except orjson.JSONDecodeError:
+                # a pretty-printed document, or several one after another (`evtx_dump -o json`)
+                return JSON_DOCUMENT
         if isinstance(doc, dict):
             return JSON_LINES if from_any_json(doc) is not None else UNKNOWN
         return UNKNOWN

@@ -84,12 +84,11 @@ def _text(value: Any) -> str | None:
 
 def _put(fields: Row, name: str, value: Any) -> None:
     """Store one field; a second spelling of the same name with another value is kept apart."""
-    col = canonical_field(name)
-    text = _text(value)
-    old = fields.get(col)
-    if old is None or col not in fields:
+    col = _canonical_cache.get(name) or canonical_field(name)
+    text = value if value.__class__ is str else _text(value)
+    if col not in fields or fields[col] is None:
         fields[col] = text
-    elif old != text and text is not None:
+    elif fields[col] != text and text is not None:
         fields[f"{col}__{name}"] = text
 
 
@@ -171,12 +170,64 @@ def _finish(row: Row, computer: str | None, channel: str | None) -> Row:
     return row
 
 
+_host_cache: dict[str, str | None] = {}
+
+
+def _fast_evtx(event: dict, system: dict) -> Row:
+    """The evtx parser's usual layout, read with as few Python calls as possible (the hot path of
+    ingest). Any surprise raises, and the caller falls back to the general reader."""
+    attrs = system["TimeCreated"]["#attributes"]
+    event_id = system["EventID"]
+    if event_id.__class__ is not int:
+        event_id = _event_id(event_id)
+    level, task, keywords = system.get("Level"), system.get("Task"), system.get("Keywords")
+    execution = system.get("Execution")
+    security = system.get("Security")
+    computer = system["Computer"]
+    host = _host_cache.get(computer)
+    if host is None:
+        host = _host_cache[computer] = host_key(computer)
+    row: Row = {
+        "ts": attrs["SystemTime"],
+        "EventID": event_id,
+        "record_id": system.get("EventRecordID"),
+        "Provider_Name": system["Provider"]["#attributes"].get("Name"),
+        "Level": None if level is None else str(level),
+        "Task": None if task is None else str(task),
+        "Keywords": keywords,
+        "Execution_ProcessID": None if execution is None else str(execution["#attributes"].get("ProcessID")),
+        "Security_UserID": None if security is None else security["#attributes"].get("UserID"),
+        "host": host,
+        "Computer": computer,
+        "Channel": system["Channel"],
+    }
+    data = event.get("EventData")
+    if data.__class__ is dict:
+        cache = _canonical_cache
+        for name, value in data.items():
+            if name == "Data" or name == "#text" or name == "#attributes" or value.__class__ is dict:
+                raise ValueError("unnamed or nested data: general reader")
+            col = cache.get(name) or canonical_field(name)
+            if col in row:
+                raise ValueError("field-name collision: general reader")
+            row[col] = value if value.__class__ is str or value is None else _text(value)
+    elif data is not None:
+        raise ValueError("unusual EventData: general reader")
+    if "UserData" in event:
+        _user_data(event["UserData"], row)
+    return row
+
+
 def from_evtx_json(doc: dict) -> Row | None:
     """The `{"Event": {...}}` document of the evtx parser (also Velociraptor's nested shape)."""
     event = doc.get("Event", doc)
     system = event.get("System")
     if not isinstance(system, dict):
         return None
+    try:
+        return _fast_evtx(event, system)
+    except (KeyError, TypeError, AttributeError, ValueError):
+        pass
     row: Row = {}
     time_node = system.get("TimeCreated")
     ts = _attr(time_node, "SystemTime")

@@ -69,11 +69,13 @@ class Case:
     def save_manifest(self, manifest: dict[str, Any]) -> None:
         write_atomic(self.manifest_path, dump_json(manifest))
 
-    def connect(self, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-        """Open case.duckdb with views over the Parquet as it is now."""
+    def connect(self, read_only: bool = False, rebuild: bool = False) -> duckdb.DuckDBPyConnection:
+        """Open case.duckdb with views over the Parquet as it is now; `rebuild` after an ingest."""
         con = duckdb.connect(str(self.database), read_only=read_only)
         if not read_only:
-            create_views(con, self.parquet)
+            create_views(con, self.parquet, materialise=rebuild)
+        else:
+            con.execute("SET enable_progress_bar = false")
         return con
 
 

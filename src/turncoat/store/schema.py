@@ -37,6 +37,7 @@ WIN_EVENTS = "win_events"
 # Fixed columns, in order, with their Arrow types. Everything else is an EventData/UserData field.
 WIN_EVENT_FIXED: dict[str, pa.DataType] = {
     "evidence_id": pa.string(),
+    "seq": pa.int64(),
     "record_id": pa.int64(),
     "line": pa.int64(),
     "offset": pa.int64(),

@@ -199,8 +199,16 @@ def parquet_files(parquet_root: Path, table: str) -> list[Path]:
     return sorted((parquet_root / table).glob("*.parquet"))
 
 
-def create_views(con: duckdb.DuckDBPyConnection, parquet_root: Path) -> None:
-    """(Re)create every view of the case; cheap, so it runs each time a case is opened."""
+def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    return bool(con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND schema_name = 'main'", [name]
+    ).fetchall()[0][0])
+
+
+def create_views(con: duckdb.DuckDBPyConnection, parquet_root: Path, materialise: bool = False) -> None:
+    """(Re)create the views of the case. `materialise` recomputes the `duplicate_rows` table from
+    the Parquet (after an ingest); otherwise the existing one is kept."""
+    con.execute("SET enable_progress_bar = false")
     files = parquet_files(parquet_root, WIN_EVENTS)
     if files:
         listing = ", ".join(_lit(p.resolve().as_posix()) for p in files)
@@ -213,18 +221,24 @@ def create_views(con: duckdb.DuckDBPyConnection, parquet_root: Path) -> None:
             f"CAST(NULL AS {_arrow_sql(t)}) AS {_q(n)}" for n, t in WIN_EVENT_FIXED.items()
         )
         con.execute(f"CREATE OR REPLACE VIEW win_events_all AS SELECT {typed} WHERE false")
+    if materialise or not _has_table(con, "duplicate_rows"):
+        # Only the key columns are read to find duplicates; the wide rows stay in Parquet.
+        con.execute(
+            f"""CREATE OR REPLACE TABLE duplicate_rows AS
+            SELECT evidence_id, seq FROM (
+              SELECT evidence_id, seq, row_number() OVER (
+                PARTITION BY host, Channel, coalesce(
+                  CAST(record_id AS VARCHAR) || '@' || coalesce(CAST(epoch(date_trunc('second', ts)) AS VARCHAR), ''),
+                  dedup_key)
+                ORDER BY evidence_id, seq) AS rank
+              FROM win_events_all)
+            WHERE rank > 1"""
+        ).fetchall()
     con.execute(
         f"""CREATE OR REPLACE VIEW {WIN_EVENTS} AS
-        SELECT * EXCLUDE (_dup_rank) FROM (
-          SELECT *, row_number() OVER (
-            PARTITION BY host, Channel, coalesce(
-              CAST(record_id AS VARCHAR) || '@' || coalesce(CAST(epoch(date_trunc('second', ts)) AS VARCHAR), ''),
-              dedup_key)
-            ORDER BY evidence_id, line, "offset") AS _dup_rank
-          FROM win_events_all)
-        WHERE _dup_rank = 1"""
+        SELECT * FROM win_events_all ANTI JOIN duplicate_rows USING (evidence_id, seq)"""
     )
-    present = {row[0] for row in con.execute("DESCRIBE win_events_all").fetchall()}
+    present = {row[0] for row in con.execute(f"DESCRIBE {WIN_EVENTS}").fetchall()}
     fields = _Fields(present)
     for view, sources in ECS_VIEWS.items():
         sql = " UNION ALL ".join(_source_sql(view, s, fields) for s in sources)

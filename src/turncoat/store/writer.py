@@ -20,16 +20,18 @@ from turncoat.store.schema import WIN_EVENT_FIXED
 DEFAULT_BATCH_ROWS = 50_000
 
 
-def _timestamps(values: list[Any]) -> tuple[pa.Array, int]:
+def _timestamps(values: Any) -> tuple[pa.Array, int]:
     """Cast ISO-8601 strings to UTC microseconds; unparseable values become NULL and are counted."""
-    arr = pa.array(values, type=pa.string())
+    arr = values if isinstance(values, pa.Array) else pa.array(values, type=pa.string())
     try:
-        return pc.cast(arr, pa.timestamp("us", tz="UTC")), 0
+        # Windows writes 100 ns ticks (7 digits); keep microseconds
+        trimmed = pc.replace_substring_regex(arr, r"(\.\d{6})\d+", r"\1")
+        return pc.cast(trimmed, pa.timestamp("us", tz="UTC")), 0
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         pass
     out: list[datetime | None] = []
     bad = 0
-    for text in values:
+    for text in arr.to_pylist():
         parsed = _parse_time(text)
         if parsed is None and text is not None:
             bad += 1
@@ -61,83 +63,97 @@ def _parse_time(text: str | None) -> datetime | None:
 
 
 class ColumnBuffer:
-    """Accumulates dict rows column-wise so building the Arrow table costs one pass per batch."""
+    """Accumulates dict rows grouped by their shape (the tuple of their keys).
+
+    Events of one kind carry the same fields in the same order, so a batch has few shapes; each
+    shape's rows are transposed in C (`zip`) into columns, and the per-shape tables are unified by
+    Arrow. This keeps the per-row Python cost to two tuple builds whatever the number of columns.
+    """
 
     def __init__(self) -> None:
-        self.columns: dict[str, list[Any]] = {}
+        self.shapes: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
         self.rows = 0
 
     def add(self, row: dict[str, Any]) -> None:
-        n = self.rows
-        columns = self.columns
-        for key, value in row.items():
-            col = columns.get(key)
-            if col is None:
-                col = columns[key] = [None] * n
-            elif len(col) < n:
-                col.extend([None] * (n - len(col)))
-            col.append(value)
-        self.rows = n + 1
+        key = tuple(row)
+        bucket = self.shapes.get(key)
+        if bucket is None:
+            bucket = self.shapes[key] = []
+        bucket.append(tuple(row.values()))
+        self.rows += 1
 
     def to_table(self) -> tuple[pa.Table, int]:
         """The batch as an Arrow table (fixed columns typed, the rest strings) and bad-time count."""
-        n = self.rows
-        arrays: list[pa.Array] = []
-        names: list[str] = []
+        tables = []
+        for keys, values in self.shapes.items():
+            arrays = []
+            for name, column in zip(keys, zip(*values)):
+                typ = WIN_EVENT_FIXED.get(name, pa.string())
+                arrays.append(pa.array(column, type=pa.string() if name == "ts" else typ))
+            tables.append(pa.Table.from_arrays(arrays, names=list(keys)))
+        table = pa.concat_tables(tables, promote_options="default") if len(tables) > 1 else tables[0]
         bad_times = 0
+        columns: list[pa.Array] = []
+        names: list[str] = []
         for name, typ in WIN_EVENT_FIXED.items():
-            values = self.columns.get(name, [])
-            if len(values) < n:
-                values = values + [None] * (n - len(values))
-            if name == "ts":
-                arr, bad_times = _timestamps(values)
+            if name in table.column_names:
+                column = table.column(name)
+                if name == "ts":
+                    column, bad_times = _timestamps(column.to_pylist() if column.num_chunks > 1 else column.chunk(0))
             else:
-                arr = pa.array(values, type=typ)
-            arrays.append(arr)
+                column = pa.nulls(table.num_rows, type=typ)
+            columns.append(column)
             names.append(name)
-        for name in sorted(k for k in self.columns if k not in WIN_EVENT_FIXED):
-            values = self.columns[name]
-            if len(values) < n:
-                values.extend([None] * (n - len(values)))
-            arrays.append(pa.array(values, type=pa.string()))
+        for name in sorted(n for n in table.column_names if n not in WIN_EVENT_FIXED):
+            columns.append(table.column(name))
             names.append(name)
-        return pa.Table.from_arrays(arrays, names=names), bad_times
+        return pa.Table.from_arrays(columns, names=names), bad_times
 
 
 class TableWriter:
-    """Writes one evidence item's rows of one table as numbered Parquet parts."""
+    """Writes evidence rows of one table as numbered Parquet parts, one part per channel and flush.
+
+    Keeping channels apart keeps each part narrow (a Sysmon part has Sysmon's fields, not the union
+    of every channel's), which makes both writing and later column scans cheaper.
+    """
 
     def __init__(self, directory: Path, stem: str, batch_rows: int = DEFAULT_BATCH_ROWS) -> None:
         self.directory = directory
         self.stem = stem
         self.batch_rows = batch_rows
-        self.buffer = ColumnBuffer()
+        self.buffers: dict[Any, ColumnBuffer] = {}
+        self.pending = 0
         self.parts: list[Path] = []
         self.rows_written = 0
         self.bad_times = 0
         self.columns: set[str] = set()
+        self._seq: dict[str, int] = {}
 
     def add(self, row: dict[str, Any]) -> None:
-        self.buffer.add(row)
-        if self.buffer.rows >= self.batch_rows:
+        evidence_id = row["evidence_id"]
+        seq = self._seq.get(evidence_id, 0)
+        row["seq"] = seq  # (evidence_id, seq) identifies a row for de-duplication
+        self._seq[evidence_id] = seq + 1
+        channel = row.get("Channel")
+        buffer = self.buffers.get(channel)
+        if buffer is None:
+            buffer = self.buffers[channel] = ColumnBuffer()
+        buffer.add(row)
+        self.pending += 1
+        if self.pending >= self.batch_rows:
             self.flush()
 
     def flush(self) -> None:
-        if not self.buffer.rows:
+        if not self.pending:
             return
-        table, bad = self.buffer.to_table()
-        self.bad_times += bad
         self.directory.mkdir(parents=True, exist_ok=True)
-        path = self.directory / f"{self.stem}-{len(self.parts):05d}.parquet"
-        pq.write_table(table, path, compression="zstd")
-        self.parts.append(path)
-        self.rows_written += table.num_rows
-        self.columns.update(table.column_names)
-        self.buffer = ColumnBuffer()
-
-    def discard(self) -> None:
-        """Remove what was written (an item that failed half-way is re-read whole next time)."""
-        for part in self.parts:
-            part.unlink(missing_ok=True)
-        self.parts.clear()
-        self.rows_written = 0
+        for channel in sorted(self.buffers, key=lambda c: (c is None, c or "")):
+            table, bad = self.buffers[channel].to_table()
+            self.bad_times += bad
+            path = self.directory / f"{self.stem}-{len(self.parts):05d}.parquet"
+            pq.write_table(table, path, compression="zstd")
+            self.parts.append(path)
+            self.rows_written += table.num_rows
+            self.columns.update(table.column_names)
+        self.buffers = {}
+        self.pending = 0

@@ -1,0 +1,153 @@
+"""Per-host telemetry coverage: which sources, over which days, and where they have holes.
+
+A host can only be cleared by telemetry that would have shown the kill chain — process creation or
+module loads (Sysmon 1/7, Security 4688) — over the whole exposure window, with no gaps. Gaps are
+EventRecordID discontinuities (records lost: the log wrapped, was filtered or cleared), log-cleared
+events, and, for sources without record ids, long silences. A quiet weekend with contiguous record
+ids is not a gap: nothing was lost.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import duckdb
+
+from turncoat.intel.pack import iso
+from turncoat.store.schema import PROCESS_CHANNELS
+
+SLACK = timedelta(days=1)  # how far the first/last event may sit inside the window's edges
+SILENCE_WITHOUT_IDS = timedelta(hours=72)
+
+
+@dataclass
+class SourceCoverage:
+    channel: str
+    kind: str  # "process" (can clear a host) or "other"
+    first: datetime | None
+    last: datetime | None
+    records: int
+    days: int
+    process_records: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"channel": self.channel, "kind": self.kind, "first": iso(self.first), "last": iso(self.last),
+                "records": self.records, "days": self.days}
+
+
+@dataclass
+class Gap:
+    kind: str  # record-id | time-hole | log-cleared | late-start | early-end
+    channel: str
+    start: datetime | None
+    end: datetime | None
+    detail: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "channel": self.channel, "start": iso(self.start), "end": iso(self.end),
+                "detail": self.detail}
+
+
+@dataclass
+class HostCoverage:
+    host: str
+    sources: list[SourceCoverage] = field(default_factory=list)
+    gaps: list[Gap] = field(default_factory=list)  # record-id, time-hole, log-cleared: any time
+
+
+def _process_filter() -> str:
+    parts = [f"(Channel = '{ch}' AND EventID IN ({', '.join(map(str, ids))}))" for ch, ids in PROCESS_CHANNELS.items()]
+    return " OR ".join(parts)
+
+
+def measure(con: duckdb.DuckDBPyConnection) -> dict[str, HostCoverage]:
+    """Sources and gaps of every host in the store (set-based queries, one pass each)."""
+    hosts: dict[str, HostCoverage] = {}
+    rows = con.execute(
+        f"""SELECT host, Channel, min(ts), max(ts), count(*), count(DISTINCT CAST(ts AS DATE)),
+                   count(*) FILTER (WHERE {_process_filter()})
+            FROM win_events WHERE host IS NOT NULL GROUP BY ALL ORDER BY host, Channel"""
+    ).fetchall()
+    for host, channel, first, last, records, days, proc in rows:
+        cov = hosts.setdefault(host, HostCoverage(host))
+        kind = "process" if proc else "other"
+        cov.sources.append(SourceCoverage(channel or "?", kind, first, last, records, days, proc))
+
+    # Record-id discontinuities per host and channel: records between two kept ones were lost.
+    for host, channel, prev_id, rec_id, prev_ts, ts in con.execute(
+        """SELECT host, Channel, prev_id, record_id, prev_ts, ts FROM (
+             SELECT host, Channel, record_id, ts,
+                    lag(record_id) OVER w AS prev_id, lag(ts) OVER w AS prev_ts
+             FROM win_events WHERE record_id IS NOT NULL AND host IS NOT NULL
+             WINDOW w AS (PARTITION BY host, Channel ORDER BY record_id))
+           WHERE record_id - prev_id > 1 ORDER BY host, Channel, record_id"""
+    ).fetchall():
+        hosts[host].gaps.append(Gap("record-id", channel, prev_ts, ts,
+                                    f"records {prev_id + 1}..{rec_id - 1} missing ({rec_id - prev_id - 1})"))
+
+    # Sources without record ids: long silences are holes we cannot explain away.
+    for host, channel, prev_ts, ts in con.execute(
+        f"""SELECT host, Channel, prev_ts, ts FROM (
+              SELECT host, Channel, ts, lag(ts) OVER (PARTITION BY host, Channel ORDER BY ts) AS prev_ts
+              FROM win_events WHERE record_id IS NULL AND host IS NOT NULL AND ts IS NOT NULL)
+            WHERE ts - prev_ts > INTERVAL {int(SILENCE_WITHOUT_IDS.total_seconds())} SECOND
+            ORDER BY host, Channel, ts"""
+    ).fetchall():
+        hosts[host].gaps.append(Gap("time-hole", channel, prev_ts, ts, "no events and no record ids to prove none were lost"))
+
+    # Log cleared: everything before it in the cleared channel may be gone.
+    for host, code, ts, cleared in con.execute(
+        """SELECT host, EventID, ts, CASE WHEN EventID = 1102 THEN 'Security' END
+           FROM win_events WHERE host IS NOT NULL
+             AND ((Channel = 'Security' AND EventID = 1102) OR (Channel = 'System' AND EventID = 104))
+           ORDER BY host, ts"""
+    ).fetchall():
+        hosts[host].gaps.append(Gap("log-cleared", cleared or "*", None, ts,
+                                    f"event {code}: a log was cleared; earlier records of it may be gone"))
+    return hosts
+
+
+@dataclass
+class WindowCheck:
+    covers: bool
+    required: tuple[datetime, datetime]
+    gaps: list[Gap]
+    missing: list[str]
+    best: SourceCoverage | None
+
+
+def check_window(cov: HostCoverage | None, start: datetime, end: datetime) -> WindowCheck:
+    """Does some process-level source cover [start, end] without a gap inside it?"""
+    sources = [s for s in (cov.sources if cov else []) if s.kind == "process" and s.first and s.last]
+    if end <= start:
+        end = start
+    best: SourceCoverage | None = None
+    best_gaps: list[Gap] = []
+    for source in sources:
+        gaps = []
+        if source.first > start + SLACK:
+            gaps.append(Gap("late-start", source.channel, start, source.first,
+                            f"{source.channel} starts {iso(source.first)}, after the window opens"))
+        if source.last < end - SLACK:
+            gaps.append(Gap("early-end", source.channel, source.last, end,
+                            f"{source.channel} ends {iso(source.last)}, before the window closes"))
+        for gap in (cov.gaps if cov else []):
+            if gap.channel not in (source.channel, "*"):
+                continue
+            g_start = gap.start or gap.end
+            if gap.end and gap.end >= start and g_start and g_start <= end:
+                gaps.append(gap)
+        if best is None or len(gaps) < len(best_gaps):
+            best, best_gaps = source, gaps
+        if not gaps:
+            return WindowCheck(True, (start, end), [], [], source)
+    missing = [
+        f"process-creation or module-load telemetry (Sysmon 1/7 or Security 4688 process auditing) "
+        f"without gaps from {iso(start)} to {iso(end)}",
+    ]
+    if not sources:
+        missing.append("this host has no process-level log at all: collect its Sysmon log, or enable "
+                       "'Audit Process Creation' (4688), its Application log (MsiInstaller), Amcache and Prefetch")
+    return WindowCheck(False, (start, end), best_gaps, missing, best)

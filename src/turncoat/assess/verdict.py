@@ -1,0 +1,211 @@
+"""`turncoat assess`: findings + coverage → per-host, per-campaign verdicts on the kill-chain ladder.
+
+A host gets, per campaign, the highest stage with evidence; with none, it is `not-affected` only when
+process-level telemetry covers the campaign's exposure window without gaps, else `no-evidence`
+with what to collect. Its headline verdict is the worst across campaigns. Timing (activation ETA)
+comes from the pack's dormancy, never from constants here.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime, timedelta
+from typing import Any
+
+import duckdb
+
+from turncoat import __version__
+from turncoat.assess.coverage import HostCoverage, WindowCheck, check_window, measure
+from turncoat.intel.pack import Pack, iso
+from turncoat.store.schema import CONFIDENCES, STAGES, VERDICTS, verdict_rank
+
+MAX_EVIDENCE_PER_HOST = 500
+EXIT_CLEARED, EXIT_INCONCLUSIVE, EXIT_COMPROMISE = 0, 3, 4
+
+
+def _findings(con: duckdb.DuckDBPyConnection) -> dict[str, list[dict[str, Any]]]:
+    cols = ["campaign", "host", "ts", "stage", "confidence", "rule_id", "title", "view", "field", "value",
+            "evidence_id", "record_id", "line"]
+    by_host: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in con.execute(
+        f"SELECT {', '.join(cols)} FROM findings WHERE host IS NOT NULL "
+        "ORDER BY host, ts NULLS LAST, rule_id, evidence_id, record_id, line"
+    ).fetchall():
+        item = dict(zip(cols, row))
+        by_host[item["host"]].append(item)
+    return by_host
+
+
+def _aliases(con: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = defaultdict(list)
+    for host, alias in con.execute(
+        "SELECT DISTINCT host, Computer FROM win_events WHERE host IS NOT NULL AND Computer IS NOT NULL ORDER BY 1, 2"
+    ).fetchall():
+        out[host].append(alias)
+    return out
+
+
+def _best_confidence(rows: list[dict[str, Any]]) -> str:
+    return max((r["confidence"] for r in rows), key=CONFIDENCES.index, default="low")
+
+
+def _campaign(pack: Pack, rows: list[dict[str, Any]], cov: HostCoverage | None, case_end: datetime | None,
+              paths: dict[str, str]) -> dict[str, Any]:
+    start, end = pack.window
+    required_end = min(end, case_end) if case_end else end
+    window: WindowCheck = check_window(cov, start, required_end)
+    mine = [r for r in rows if r["campaign"] == pack.id]
+    stages_seen = sorted({r["stage"] for r in mine}, key=STAGES.index)
+    if stages_seen:
+        stage = stages_seen[-1]
+        confidence = _best_confidence([r for r in mine if r["stage"] == stage])
+    elif window.covers:
+        stage = "not-affected"
+        confidence = "high" if window.best and window.best.channel.startswith("Microsoft-Windows-Sysmon") else "medium"
+    else:
+        stage, confidence = "no-evidence", "low"
+    ran = [r["ts"] for r in mine if r["stage"] == "armed-dormant" and r["ts"] is not None]
+    contact = [r["ts"] for r in mine if r["stage"] == "c2-contact" and r["ts"] is not None]
+    first_execution = min(ran) if ran else None
+    dormancy = pack.dormancy
+    eta = first_execution + timedelta(days=dormancy["typical"]) if first_execution else None
+    return {
+        "campaign": pack.id,
+        "stage": stage,
+        "confidence": confidence,
+        "first_execution": iso(first_execution),
+        "first_c2": iso(min(contact)) if contact else None,
+        "activation_eta": iso(eta),
+        "activation_window": {
+            "earliest": iso(first_execution + timedelta(days=dormancy["min"])) if first_execution else None,
+            "latest": iso(first_execution + timedelta(days=dormancy["max"])) if first_execution else None,
+        },
+        "stages": [
+            {"stage": s, "first_seen": iso(min((r["ts"] for r in mine if r["stage"] == s and r["ts"]), default=None)),
+             "evidence_count": sum(1 for r in mine if r["stage"] == s)}
+            for s in stages_seen
+        ],
+        "evidence": [_evidence(r, paths) for r in mine[:MAX_EVIDENCE_PER_HOST]],
+        "evidence_total": len(mine),
+        "window": window,
+    }
+
+
+def _evidence(row: dict[str, Any], paths: dict[str, str]) -> dict[str, Any]:
+    return {
+        "campaign": row["campaign"], "stage": row["stage"], "confidence": row["confidence"],
+        "rule_id": row["rule_id"], "title": row["title"], "ts": iso(row["ts"]), "view": row["view"],
+        "field": row["field"], "value": row["value"], "evidence_id": row["evidence_id"],
+        "evidence_path": paths.get(row["evidence_id"]), "record_id": row["record_id"], "line": row["line"],
+    }
+
+
+def _reason(host_stage: str, campaign: dict[str, Any], window: WindowCheck, pack: Pack) -> str:
+    if host_stage in STAGES:
+        top = [e for e in campaign["evidence"] if e["stage"] == host_stage]
+        first = top[0] if top else None
+        if first:
+            return f"{pack.id}: {first['title']} — {first['field']} = {first['value']} at {first['ts']}"
+        return f"{pack.id}: {host_stage}"
+    start, end = window.required
+    if host_stage == "not-affected":
+        src = window.best.channel if window.best else "process telemetry"
+        return f"{pack.id}: {src} covers {iso(start)}..{iso(end)} without gaps and shows no trojanized version"
+    if window.gaps:
+        return f"{pack.id}: cannot clear — {window.gaps[0].detail}"
+    if window.best is None:
+        return f"{pack.id}: cannot clear — no process-creation or module-load telemetry for this host"
+    return f"{pack.id}: cannot clear — telemetry does not cover {iso(start)}..{iso(end)}"
+
+
+def assess(con: duckdb.DuckDBPyConnection, packs: list[Pack], manifest: dict[str, Any]) -> dict[str, Any]:
+    """The whole report.json document (docs/report.md), deterministic for the same store and packs."""
+    coverage = measure(con)
+    findings = _findings(con)
+    aliases = _aliases(con)
+    first_event, last_event, records, kept = con.execute(
+        "SELECT min(ts) FILTER (WHERE ts > TIMESTAMPTZ '1601-01-02'), max(ts), "
+        "(SELECT count(*) FROM win_events_all), count(*) FROM win_events"
+    ).fetchall()[0]
+    paths = {item["evidence_id"]: item["path"] for item in manifest.get("items", [])}
+    hosts_out = []
+    for host in sorted(set(coverage) | set(findings)):
+        rows = findings.get(host, [])
+        campaigns = [_campaign(p, rows, coverage.get(host), last_event, paths) for p in packs]
+        worst = max(campaigns, key=lambda c: (verdict_rank(c["stage"]), CONFIDENCES.index(c["confidence"])))
+        window = worst.pop("window")
+        for c in campaigns:
+            c.pop("window", None)
+        pack = next(p for p in packs if p.id == worst["campaign"])
+        evidence = [e for c in campaigns for e in c["evidence"]]
+        evidence.sort(key=lambda e: (e["ts"] or "", e["rule_id"], e["evidence_id"] or "", e["record_id"] or 0, e["line"] or 0))
+        cov = coverage.get(host)
+        remediation = pack.remediation(worst["stage"])
+        if worst["stage"] == "no-evidence":
+            for lang in ("en", "fr"):
+                remediation[lang] = remediation[lang] + [f"{'Collect' if lang == 'en' else 'À collecter'}: {m}"
+                                                         for m in window.missing[:1]]
+        hosts_out.append({
+            "host": host,
+            "aliases": aliases.get(host, []),
+            "verdict": worst["stage"],
+            "confidence": worst["confidence"],
+            "first_execution": worst["first_execution"],
+            "first_c2": worst["first_c2"],
+            "activation_eta": worst["activation_eta"],
+            "activation_window": worst["activation_window"],
+            "reason": _reason(worst["stage"], worst, window, pack),
+            "campaigns": campaigns,
+            "coverage": {
+                "covers_window": window.covers,
+                "required": {"start": iso(window.required[0]), "end": iso(window.required[1])},
+                "sources": [s.as_dict() for s in (cov.sources if cov else [])],
+                "gaps": [g.as_dict() for g in (window.gaps or [])][:100],
+                "missing": window.missing,
+            },
+            "evidence": evidence[:MAX_EVIDENCE_PER_HOST],
+            "evidence_total": sum(c["evidence_total"] for c in campaigns),
+            "remediation": remediation,
+        })
+    by_verdict = {v: sum(1 for h in hosts_out if h["verdict"] == v) for v in VERDICTS}
+    worst_verdict = max((h["verdict"] for h in hosts_out), key=verdict_rank, default=None)
+    items = manifest.get("items", [])
+    return {
+        "schema": "turncoat.report",
+        "schema_version": 1,
+        "turncoat_version": __version__,
+        "case": {
+            "evidence_files": sum(1 for i in items if i.get("status") == "read"),
+            "evidence_unreadable": sum(1 for i in items if i.get("status") != "read"),
+            "evidence_skipped": sum(len(i.get("duplicates", [])) for i in items),
+            "records": int(records),
+            "duplicates_collapsed": int(records - kept),
+            "errors": sum(i.get("issue_count", 0) for i in items) + len(manifest.get("problems", [])),
+            "first_event": iso(first_event),
+            "last_event": iso(last_event),
+        },
+        "campaigns": [p.summary() for p in packs],
+        "summary": {
+            "hosts": len(hosts_out),
+            "by_verdict": by_verdict,
+            "worst_verdict": worst_verdict,
+            "exit_code": exit_code(hosts_out),
+        },
+        "hosts": hosts_out,
+        "evidence_files": [
+            {"evidence_id": i.get("evidence_id"), "path": i["path"], "sha256": i.get("sha256"),
+             "reader": i.get("reader"), "status": i.get("status"), "records": i.get("records", 0),
+             "errors": i.get("issue_count", 0)}
+            for i in items
+        ],
+    }
+
+
+def exit_code(hosts: list[dict[str, Any]]) -> int:
+    """DESIGN.md's codes: 4 compromise evidence, 3 some host cannot be cleared, 0 all cleared."""
+    verdicts = {h["verdict"] for h in hosts}
+    if verdicts & set(STAGES):
+        return EXIT_COMPROMISE
+    if "no-evidence" in verdicts or not hosts:
+        return EXIT_INCONCLUSIVE
+    return EXIT_CLEARED

@@ -1,0 +1,223 @@
+"""The `turncoat` command: thin wrappers that parse arguments, call the pipeline and render.
+
+Exit codes (DESIGN.md) let RMM and MSP scripts branch: 0 every host cleared, 1 internal error (a bug),
+2 usage error, 3 inconclusive (some host cannot be cleared), 4 compromise evidence.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+import webbrowser
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
+
+from turncoat import __version__
+from turncoat import pipeline
+from turncoat.intel.pack import PackError
+
+app = typer.Typer(
+    name="turncoat",
+    help="Find which machines a trojanized, signed app reached, how far it got, and what to do.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+intel_app = typer.Typer(help="Campaign packs: list and show them.", no_args_is_help=True)
+app.add_typer(intel_app, name="intel")
+
+err = Console(stderr=True)
+out = Console()
+ISSUES_URL = "the project's issue tracker"
+
+
+class UsageError(Exception):
+    """Bad arguments or nothing usable at the given paths (exit code 2)."""
+
+
+Evidence = Annotated[list[Path], typer.Argument(help="Evidence files or folders (EVTX, JSON exports, archives).")]
+CaseOpt = Annotated[Path, typer.Option("--output", "-o", help="Case folder to create or add to.")]
+CaseArg = Annotated[Path, typer.Argument(help="Case folder.")]
+PackOpt = Annotated[Optional[list[str]], typer.Option("--pack", help="Pack id or folder (repeatable); default: all shipped packs.")]
+LangOpt = Annotated[str, typer.Option("--lang", help="Report language: en or fr.")]
+FormatOpt = Annotated[str, typer.Option("--format", help="Comma-separated: html,json,csv.")]
+TzOpt = Annotated[str, typer.Option("--tz", help="Time zone for displayed times (e.g. Europe/Paris); stored times stay UTC.")]
+DetailOpt = Annotated[bool, typer.Option("--detail", help="Show full URLs and every evidence row.")]
+RedactOpt = Annotated[bool, typer.Option("--redact", help="Also write a shareable copy with hosts and users pseudonymised.")]
+WorkersOpt = Annotated[int, typer.Option("--workers", help="Parallel reader processes.", min=1, max=64)]
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(), TimeElapsedColumn(),
+        TextColumn("{task.fields[item]}", style="dim"), console=err, transient=True, disable=not err.is_terminal,
+    )
+
+
+def _ingest(evidence: list[Path], case_dir: Path, workers: int) -> None:
+    with _progress() as progress:
+        task = progress.add_task("reading evidence", total=None, item="")
+
+        def advance(item: str, done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total, item=item[-60:])
+
+        result = pipeline.ingest(evidence, case_dir, workers=workers, progress=advance)
+    for message in result.messages:
+        err.print(f"[yellow]![/yellow] {message}", markup=True, highlight=False, soft_wrap=True)
+    items = result.manifest["items"]
+    records = sum(i.get("records", 0) for i in items)
+    err.print(f"ingested {result.new_items} new item(s), {result.skipped} already in the case, "
+              f"{records} records in {case_dir}")
+    if not any(i.get("status") == "read" for i in items):
+        raise UsageError(f"nothing readable in {', '.join(map(str, evidence))}: no event log was recognised")
+
+
+@app.command()
+def ingest(evidence: Evidence, output: CaseOpt, workers: WorkersOpt = 2) -> None:
+    """Read evidence into a case store (Parquet + DuckDB) and write its manifest."""
+    _ingest(evidence, output, workers)
+
+
+@app.command()
+def detect(case: CaseArg, pack: PackOpt = None) -> None:
+    """Run intel packs (IOCs, behaviour rules) over the case; writes the findings table."""
+    counts = pipeline.detect(case, pack)
+    for pack_id, count in counts.items():
+        err.print(f"{pack_id}: {count} finding(s)")
+
+
+@app.command()
+def assess(case: CaseArg, pack: PackOpt = None, lang: LangOpt = "en", tz: TzOpt = "UTC") -> None:
+    """Per-host verdicts, confidence, coverage and activation ETA; writes CASE/report.json."""
+    report = pipeline.assess(case, pack)
+    pipeline.render_terminal(report, out, lang=lang, detail=False, tz=tz)
+    raise typer.Exit(report["summary"]["exit_code"])
+
+
+@app.command()
+def report(case: CaseArg, format: FormatOpt = "html,json,csv", lang: LangOpt = "en", tz: TzOpt = "UTC",
+           detail: DetailOpt = False, redact: RedactOpt = False, open_: Annotated[bool, typer.Option("--open", help="Open the HTML report.")] = False) -> None:
+    """Write reports (HTML, JSON, CSV) from CASE/report.json and print the summary."""
+    report_doc = pipeline.load_report(case)
+    written = pipeline.write_reports(case, report_doc, formats=format, lang=lang, tz=tz, detail=detail, redact=redact)
+    pipeline.render_terminal(report_doc, out, lang=lang, detail=detail, tz=tz)
+    _print_written(written, open_)
+    raise typer.Exit(report_doc["summary"]["exit_code"])
+
+
+@app.command()
+def hunt(evidence: Evidence, output: CaseOpt, pack: PackOpt = None, format: FormatOpt = "html,json,csv",
+         lang: LangOpt = "en", tz: TzOpt = "UTC", detail: DetailOpt = False, redact: RedactOpt = False,
+         workers: WorkersOpt = 2,
+         open_: Annotated[bool, typer.Option("--open", help="Open the HTML report.")] = False) -> None:
+    """Ingest → detect → assess → report, in one command."""
+    _ingest(evidence, output, workers)
+    pipeline.detect(output, pack)
+    report_doc = pipeline.assess(output, pack)
+    written = pipeline.write_reports(output, report_doc, formats=format, lang=lang, tz=tz, detail=detail, redact=redact)
+    pipeline.render_terminal(report_doc, out, lang=lang, detail=detail, tz=tz)
+    _print_written(written, open_)
+    raise typer.Exit(report_doc["summary"]["exit_code"])
+
+
+@app.command()
+def query(case: CaseArg, sql: Annotated[str, typer.Argument(help="SQL over the case store (DuckDB).")],
+          format: Annotated[str, typer.Option("--format", help="table, csv or json")] = "table",
+          limit: Annotated[int, typer.Option("--limit", help="Rows shown in table format.")] = 100) -> None:
+    """Run SQL over the case store (tables: win_events, findings; ECS views: ecs_process, ecs_dns …)."""
+    pipeline.query(case, sql, out, format=format, limit=limit)
+
+
+@app.command()
+def simulate(output: Annotated[Path, typer.Argument(help="Folder to write the synthetic evidence to.")],
+             scenario: Annotated[str, typer.Option("--scenario", help="office, clean or blind.")] = "office",
+             scale: Annotated[int, typer.Option("--scale", min=1, help="Multiply the office N times.")] = 1,
+             seed: Annotated[int, typer.Option("--seed")] = 7) -> None:
+    """Write a synthetic small office's evidence and its ground truth (for demos, tests, benchmarks)."""
+    truth = pipeline.simulate(output, scenario, scale, seed)
+    err.print(f"{len(truth['hosts'])} hosts written to {output / 'evidence'}; ground truth in {output / 'ground-truth.json'}")
+
+
+@app.command()
+def demo(output: Annotated[Path, typer.Option("--output", "-o", help="Where to put the demo case.")] = Path("turncoat-demo"),
+         lang: LangOpt = "en", scenario: Annotated[str, typer.Option("--scenario")] = "office",
+         open_: Annotated[bool, typer.Option("--open", help="Open the HTML report.")] = False) -> None:
+    """Simulate a small office hit by the 3CX compromise, hunt it, and print where the report is."""
+    truth = pipeline.simulate(output / "simulated", scenario, 1, 7)
+    case_dir = output / "case"
+    err.print(f"simulated {len(truth['hosts'])} hosts in {output / 'simulated' / 'evidence'}")
+    _ingest([output / "simulated" / "evidence"], case_dir, 2)
+    pipeline.detect(case_dir, None)
+    report_doc = pipeline.assess(case_dir, None)
+    written = pipeline.write_reports(case_dir, report_doc, formats="html,json,csv", lang=lang, tz="UTC",
+                                     detail=False, redact=False)
+    pipeline.render_terminal(report_doc, out, lang=lang, detail=False, tz="UTC")
+    _print_written(written, open_)
+    raise typer.Exit(report_doc["summary"]["exit_code"])
+
+
+@intel_app.command("list")
+def intel_list() -> None:
+    """List the shipped campaign packs."""
+    for pack in pipeline.packs(None):
+        start, end = pack.summary()["exposure_window"].values()
+        out.print(f"[bold]{pack.id}[/bold]  {pack.name}  (window {start} → {end}; "
+                  f"{len(pack.iocs)} indicators, {len(pack.rules)} behaviour rules)")
+
+
+@intel_app.command("show")
+def intel_show(pack: Annotated[str, typer.Argument(help="Pack id or folder.")]) -> None:
+    """Show one pack: sources, timing, versions, indicators by type, behaviour rules."""
+    pipeline.show_pack(pack, out)
+
+
+def _print_written(written: list[Path], open_: bool) -> None:
+    for path in written:
+        out.print(f"report: {path}", highlight=False, soft_wrap=True)
+    html = next((p for p in written if p.suffix == ".html"), None)
+    if open_ and html:
+        webbrowser.open(html.resolve().as_uri())
+
+
+@app.callback(invoke_without_command=True)
+def _version(version: Annotated[bool, typer.Option("--version", help="Print the version.")] = False) -> None:
+    if version:
+        out.print(f"turncoat {__version__}")
+        raise typer.Exit(0)
+
+
+def main() -> None:
+    """Console entry point: maps errors to DESIGN.md's exit codes."""
+    try:
+        app(standalone_mode=False)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except (UsageError, PackError, pipeline.CaseError) as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        sys.exit(2)
+    except (typer.BadParameter, typer.Abort) as exc:  # pragma: no cover - click formats these
+        err.print(f"[red]error:[/red] {exc}")
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - last resort: a bug, reported as one
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(2)
+        if isinstance(exc, click.exceptions.Exit):
+            sys.exit(exc.exit_code)
+        err.print(f"[red]internal error[/red] (a bug in turncoat {__version__}; please report it to "
+                  f"{ISSUES_URL} with the lines below):")
+        err.print(traceback.format_exc(), markup=False, highlight=False)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

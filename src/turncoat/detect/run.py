@@ -1,0 +1,32 @@
+"""`turncoat detect`: run every pack's indicators and behaviour rules, write the `findings` table."""
+
+from __future__ import annotations
+
+import duckdb
+
+from turncoat.detect.ioc import ioc_findings_sql, load_indicators
+from turncoat.detect.killchain import killchain_findings_sql
+from turncoat.intel.pack import Pack
+
+FINDINGS_DDL = (
+    "CREATE OR REPLACE TABLE findings (campaign VARCHAR, host VARCHAR, ts TIMESTAMPTZ, stage VARCHAR, "
+    "confidence VARCHAR, rule_id VARCHAR, title VARCHAR, view VARCHAR, field VARCHAR, value VARCHAR, "
+    "evidence_id VARCHAR, record_id BIGINT, line BIGINT)"
+)
+
+
+def run_detection(con: duckdb.DuckDBPyConnection, packs: list[Pack]) -> dict[str, int]:
+    """Replace the findings with those of `packs`; returns the number of findings per pack."""
+    con.execute(FINDINGS_DDL)
+    counts: dict[str, int] = {}
+    for pack in packs:
+        load_indicators(con, pack)
+        queries = [ioc_findings_sql(pack)]
+        behaviour = killchain_findings_sql(pack)
+        if behaviour:
+            queries.append(behaviour)
+        con.execute(f"INSERT INTO findings SELECT DISTINCT * FROM ({' UNION ALL '.join(queries)})").fetchall()
+        counts[pack.id] = con.execute(
+            "SELECT count(*) FROM findings WHERE campaign = ?", [pack.id]
+        ).fetchall()[0][0]
+    return counts

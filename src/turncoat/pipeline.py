@@ -1,0 +1,186 @@
+"""The pipeline steps as functions over a case folder: what the CLI commands call, and tests too.
+
+Data flows one way: readers → store → detectors → assessor → reports. Each step reads what the
+previous one wrote in the case folder, so a case can be re-assessed with new packs without
+re-ingesting.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+from rich.console import Console
+from rich.table import Table
+
+from turncoat.assess.verdict import assess as build_report
+from turncoat.detect.run import run_detection
+from turncoat.ingest import IngestResult, Progress
+from turncoat.ingest import ingest as ingest_items
+from turncoat.intel.pack import Pack, find_pack, load_pack, load_packs
+from turncoat.store.case import Case, dump_json, write_atomic
+
+
+class CaseError(Exception):
+    """The case folder is missing a step's input (exit code 2)."""
+
+
+def _case(case_dir: Path, need: str = "manifest") -> Case:
+    case = Case(Path(case_dir))
+    if need == "manifest" and not case.exists():
+        raise CaseError(f"{case_dir} is not a turncoat case (no manifest.json); run `turncoat ingest` first")
+    if need == "report" and not case.report_path.is_file():
+        raise CaseError(f"{case_dir} has no report.json; run `turncoat assess {case_dir}` first")
+    return case
+
+
+def packs(names: list[str] | None) -> list[Pack]:
+    return load_packs(names)
+
+
+def ingest(evidence: list[Path], case_dir: Path, workers: int = 2, progress: Progress | None = None) -> IngestResult:
+    paths = [Path(p) for p in evidence]
+    return ingest_items(paths, Case(Path(case_dir)), workers=workers, progress=progress)
+
+
+def detect(case_dir: Path, pack_names: list[str] | None) -> dict[str, int]:
+    case = _case(case_dir)
+    con = case.connect()
+    try:
+        return run_detection(con, load_packs(pack_names))
+    finally:
+        con.close()
+
+
+def assess(case_dir: Path, pack_names: list[str] | None) -> dict[str, Any]:
+    """Verdicts for every host; writes report.json and the `assessments` table."""
+    case = _case(case_dir)
+    loaded = load_packs(pack_names)
+    con = case.connect()
+    try:
+        tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        if "findings" not in tables:
+            run_detection(con, loaded)
+        report = build_report(con, loaded, case.load_manifest())
+        con.execute(
+            "CREATE OR REPLACE TABLE assessments (host VARCHAR, campaign VARCHAR, stage VARCHAR, confidence VARCHAR, "
+            "first_execution VARCHAR, first_c2 VARCHAR, activation_eta VARCHAR)"
+        )
+        rows = [(h["host"], c["campaign"], c["stage"], c["confidence"], c["first_execution"], c["first_c2"],
+                 c["activation_eta"]) for h in report["hosts"] for c in h["campaigns"]]
+        if rows:
+            con.executemany("INSERT INTO assessments VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+    finally:
+        con.close()
+    write_atomic(case.report_path, dump_json(report))
+    return report
+
+
+def load_report(case_dir: Path) -> dict[str, Any]:
+    return orjson.loads(_case(case_dir, need="report").report_path.read_bytes())
+
+
+def write_reports(case_dir: Path, report: dict[str, Any], formats: str, lang: str, tz: str, detail: bool,
+                  redact: bool) -> list[Path]:
+    """Render the requested formats into CASE/reports (and CASE/reports/redacted with --redact)."""
+    from turncoat.report.csv_hosts import write_hosts_csv
+    from turncoat.report.html import write_html
+    from turncoat.report.redact import redact as redact_report
+
+    case = _case(case_dir)
+    wanted = {f.strip().lower() for f in formats.split(",") if f.strip()}
+    unknown = wanted - {"html", "json", "csv"}
+    if unknown:
+        raise CaseError(f"unknown report format(s): {', '.join(sorted(unknown))} (known: html, json, csv)")
+    if lang not in ("en", "fr"):
+        raise CaseError(f"unknown language `{lang}` (known: en, fr)")
+    targets = [(case.reports, report)]
+    if redact:
+        targets.append((case.reports / "redacted", redact_report(report)))
+    written: list[Path] = []
+    for folder, doc in targets:
+        folder.mkdir(parents=True, exist_ok=True)
+        if "json" in wanted:
+            path = case.report_path if folder == case.reports else folder / "report.json"
+            if folder != case.reports:
+                write_atomic(path, dump_json(doc))
+            written.append(path)
+        if "csv" in wanted:
+            path = folder / "hosts.csv"
+            write_hosts_csv(doc, path)
+            written.append(path)
+        if "html" in wanted:
+            written.append(write_html(doc, folder / "report.html", lang=lang, detail=detail, tz=tz))
+    return written
+
+
+def render_terminal(report: dict[str, Any], console: Console, lang: str, detail: bool, tz: str) -> None:
+    from turncoat.report.terminal import render_summary
+
+    render_summary(report, console, lang=lang, detail=detail)
+
+
+def query(case_dir: Path, sql: str, console: Console, format: str = "table", limit: int = 100) -> None:
+    import csv
+    import sys
+
+    import duckdb
+
+    case = _case(case_dir)
+    con = case.connect()
+    try:
+        try:
+            result = con.execute(sql)
+            columns = [d[0] for d in result.description or []]
+            rows = result.fetchall()
+        except duckdb.Error as exc:
+            raise CaseError(f"query failed: {exc}") from exc
+    finally:
+        con.close()
+    if format == "json":
+        sys.stdout.write(orjson.dumps([dict(zip(columns, r)) for r in rows], default=str).decode() + "\n")
+    elif format == "csv":
+        writer = csv.writer(sys.stdout)
+        writer.writerow(columns)
+        writer.writerows(rows)
+    else:
+        table = Table(*columns)
+        for row in rows[:limit]:
+            table.add_row(*("" if v is None else str(v) for v in row))
+        console.print(table)
+        if len(rows) > limit:
+            console.print(f"({len(rows) - limit} more rows; use --limit or --format csv)")
+
+
+def simulate(output: Path, scenario: str, scale: int, seed: int) -> dict[str, Any]:
+    from turncoat.simulate import SCENARIOS
+    from turncoat.simulate import simulate as run_simulation
+
+    if scenario not in SCENARIOS:
+        raise CaseError(f"unknown scenario `{scenario}` (known: {', '.join(sorted(SCENARIOS))})")
+    return run_simulation(Path(output), scenario=scenario, scale=scale, seed=seed)
+
+
+def show_pack(name: str, console: Console) -> None:
+    pack = load_pack(find_pack(name))
+    summary = pack.summary()
+    console.print(f"[bold]{pack.id}[/bold] — {pack.name}")
+    console.print(str(pack.meta.get("description", "")).strip())
+    console.print(f"exposure window: {summary['exposure_window']['start']} → {summary['exposure_window']['end']}")
+    console.print(f"dormancy days: {summary['dormancy_days']}")
+    for platform, versions in (pack.meta.get("versions") or {}).items():
+        console.print(f"{platform}: affected {', '.join(map(str, versions.get('affected', [])))}; "
+                      f"clean {', '.join(map(str, versions.get('clean', [])))}")
+    counts: dict[str, int] = {}
+    for ioc in pack.iocs:
+        counts[ioc["type"]] = counts.get(ioc["type"], 0) + 1
+    console.print("indicators: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    table = Table("rule", "stage", "confidence", "title")
+    for rule in pack.rules:
+        title = rule.get("title") or {}
+        table.add_row(rule["id"], rule["stage"], rule["confidence"], title.get("en", "") if isinstance(title, dict) else str(title))
+    console.print(table)
+    console.print("sources:")
+    for ref in pack.meta.get("references") or []:
+        console.print(f"  - {ref.get('title')}" + (f" <{ref['url']}>" if ref.get("url") else ""), highlight=False)
