@@ -190,29 +190,35 @@ def _version(version: Annotated[bool, typer.Option("--version", help="Print the 
         raise typer.Exit(0)
 
 
+def _is_usage_error(exc: Exception) -> bool:
+    """Argument errors from the CLI framework (typer ships its own click, or uses click)."""
+    return any(cls.__name__ in ("UsageError", "BadParameter", "ClickException") for cls in type(exc).__mro__)
+
+
 def main() -> None:
     """Console entry point: maps errors to DESIGN.md's exit codes."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # click returns the code of typer.Exit in this mode
+        sys.exit(code if isinstance(code, int) else 0)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except (UsageError, PackError, pipeline.CaseError) as exc:
         err.print(f"[red]error:[/red] {exc}", highlight=False)
         sys.exit(2)
-    except (typer.BadParameter, typer.Abort) as exc:  # pragma: no cover - click formats these
-        err.print(f"[red]error:[/red] {exc}")
+    except typer.Abort:
+        err.print("aborted")
         sys.exit(2)
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(130)
     except Exception as exc:  # noqa: BLE001 - last resort: a bug, reported as one
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
+        if _is_usage_error(exc):
+            show = getattr(exc, "show", None)
+            if callable(show):
+                show()
+            else:
+                err.print(f"[red]error:[/red] {exc}", highlight=False)
             sys.exit(2)
-        if isinstance(exc, click.exceptions.Exit):
-            sys.exit(exc.exit_code)
         err.print(f"[red]internal error[/red] (a bug in turncoat {__version__}; please report it to "
                   f"{ISSUES_URL} with the lines below):")
         err.print(traceback.format_exc(), markup=False, highlight=False)

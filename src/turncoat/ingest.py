@@ -13,13 +13,13 @@ import hashlib
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 from turncoat.evidence.base import IssueLog, ReadIssue
 from turncoat.evidence.evtx_reader import read_evtx
 from turncoat.evidence.json_reader import read_json_document, read_json_lines
 from turncoat.evidence.sniff import EMPTY, EVTX, JSON_DOCUMENT, JSON_LINES, UNKNOWN, sniff
-from turncoat.evidence.sources import Walker, cleanup
+from turncoat.evidence.sources import EvidenceItem, Walker, cleanup
 from turncoat.store.case import Case, safe_text
 from turncoat.store.schema import WIN_EVENTS
 from turncoat.store.writer import DEFAULT_BATCH_ROWS, TableWriter
@@ -81,22 +81,6 @@ def _read_task(task: list[tuple[str, str, str]], writer: TableWriter, results: d
     writer.flush()
 
 
-def plan_tasks(todo: list[tuple[dict[str, Any], str]]) -> list[list[tuple[dict[str, Any], str]]]:
-    """Group items in order into tasks of at most TASK_BYTES (a bigger item is a task alone)."""
-    tasks: list[list[tuple[dict[str, Any], str]]] = []
-    current: list[tuple[dict[str, Any], str]] = []
-    size = 0
-    for entry, path in todo:
-        if current and size + entry["size"] > TASK_BYTES:
-            tasks.append(current)
-            current, size = [], 0
-        current.append((entry, path))
-        size += entry["size"]
-    if current:
-        tasks.append(current)
-    return tasks
-
-
 @dataclass
 class IngestResult:
     manifest: dict[str, Any]
@@ -104,6 +88,113 @@ class IngestResult:
     skipped: int = 0
     problems: int = 0
     messages: list[str] = field(default_factory=list)
+
+
+class _Run:
+    """One ingest run: admits items (hash, recognise, skip what the case has) and reads them.
+
+    Items are hashed in the main process while worker processes read the tasks already formed,
+    so hashing overlaps with parsing instead of preceding it.
+    """
+
+    def __init__(self, case: Case, manifest: dict[str, Any], batch_rows: int, progress: Progress | None) -> None:
+        self.case = case
+        self.manifest = manifest
+        self.batch_rows = batch_rows
+        self.progress = progress
+        self.known = {item["sha256"]: item for item in manifest["items"] if item.get("sha256")}
+        self.result = IngestResult(manifest)
+        self.total = 0
+        self.done = 0
+
+    def note_problem(self, display: str, message: str) -> None:
+        _add_unique(self.manifest["problems"], {"path": display, "message": message})
+        self.result.problems += 1
+        self.result.messages.append(f"{display}: {message}")
+
+    def tick(self, display: str, size: int) -> None:
+        self.done += size
+        if self.progress:
+            self.progress(display, self.done, self.total)
+
+    def admit(self, item: EvidenceItem) -> dict[str, Any] | None:
+        """The manifest entry of an item to read, or None (duplicate, unknown, unreadable)."""
+        display = safe_text(item.display)
+        size = _size(item.path)
+        try:
+            digest = sha256_of(item.path)
+            kind = sniff(item.path)
+        except OSError as exc:
+            self.note_problem(display, f"cannot read: {exc}")
+            return None
+        if digest in self.known:
+            first = self.known[digest]
+            if first["path"] != display:
+                _add_unique(first.setdefault("duplicates", []),
+                            {"path": display, "sha256": digest, "duplicate_of": first["path"]})
+            self.result.skipped += 1
+            self.tick(display, size)
+            return None
+        entry = {"evidence_id": digest[:16], "path": display, "sha256": digest, "size": size, "reader": kind,
+                 "records": 0, "issues": [], "issue_count": 0, "status": "pending"}
+        self.known[digest] = entry
+        self.manifest["items"].append(entry)
+        if kind in (UNKNOWN, EMPTY):
+            message = "format not recognised by content; not read" if kind == UNKNOWN else "empty file"
+            entry.update(status="unknown-format" if kind == UNKNOWN else "empty", issue_count=1,
+                         issues=[{"message": message, "offset": 0}])
+            self.result.messages.append(f"{display}: {message}")
+            self.tick(display, size)
+            return None
+        return entry
+
+    def tasks(self, items: list[EvidenceItem]) -> Iterator[list[tuple[dict[str, Any], str]]]:
+        """Admitted items grouped in order into tasks of at most TASK_BYTES."""
+        current: list[tuple[dict[str, Any], str]] = []
+        size = 0
+        for item in items:
+            entry = self.admit(item)
+            if entry is None:
+                continue
+            if current and size + entry["size"] > TASK_BYTES:
+                yield current
+                current, size = [], 0
+            current.append((entry, str(item.path)))
+            size += entry["size"]
+        if current:
+            yield current
+
+    def args(self, task: list[tuple[dict[str, Any], str]]) -> tuple:
+        spec = [(path, entry["evidence_id"], entry["reader"]) for entry, path in task]
+        return spec, f"{task[0][0]['evidence_id']}-t", str(self.case.parquet), self.batch_rows
+
+    def collect(self, task: list[tuple[dict[str, Any], str]], outcome: dict[str, Any]) -> None:
+        bad_times = outcome.pop("_bad_times", 0)
+        if bad_times:
+            self.result.messages.append(f"{bad_times} events with an unreadable time were kept with an empty time")
+        for entry, _ in task:
+            out = outcome[entry["evidence_id"]]
+            entry["issues"] = out["issues"]
+            entry["issue_count"] = out["issue_count"]
+            entry["status"] = "read" if out["rows"] or not out["issue_count"] else "unreadable"
+            self.result.new_items += 1
+            for issue in out["issues"][:5]:
+                where = ", ".join(f"{k} {v}" for k, v in issue.items() if k != "message") or "file"
+                self.result.messages.append(f"{entry['path']} ({where}): {issue['message']}")
+            if out["issue_count"] > 5:
+                self.result.messages.append(f"{entry['path']}: {out['issue_count'] - 5} more problems (see manifest)")
+            self.tick(entry["path"], entry["size"])
+
+    def read(self, items: list[EvidenceItem], workers: int) -> None:
+        self.total = sum(_size(i.path) for i in items)
+        if workers <= 1:
+            for task in self.tasks(items):
+                self.collect(task, read_items(*self.args(task)))
+            return
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            pending = [(task, pool.submit(read_items, *self.args(task))) for task in self.tasks(items)]
+            for task, future in pending:
+                self.collect(task, future.result())
 
 
 def ingest(
@@ -116,104 +207,19 @@ def ingest(
     """Read every evidence item under `inputs` into `case`; returns the updated manifest."""
     case.create()
     manifest = case.load_manifest()
-    known = {item["sha256"]: item for item in manifest["items"] if item.get("sha256")}
-    walker = Walker(case.scratch)
+    run = _Run(case, manifest, batch_rows, progress)
     try:
-        discovery = walker.walk([Path(p) for p in inputs])
-        result = IngestResult(manifest)
+        discovery = Walker(case.scratch).walk([Path(p) for p in inputs])
         for problem in discovery.problems:
-            entry = {"path": safe_text(problem.display), "message": problem.message}
-            if entry not in manifest["problems"]:
-                manifest["problems"].append(entry)
-            result.problems += 1
-            result.messages.append(f"{entry['path']}: {problem.message}")
-
-        todo: list[tuple[dict[str, Any], str]] = []
-        total = sum(_size(i.path) for i in discovery.items)
-        done = 0
-        for item in discovery.items:
-            display = safe_text(item.display)
-            size = _size(item.path)
-            try:
-                digest = sha256_of(item.path)
-                kind = sniff(item.path)
-            except OSError as exc:
-                _add_unique(manifest["problems"], {"path": display, "message": f"cannot read: {exc}"})
-                result.problems += 1
-                result.messages.append(f"{display}: cannot read: {exc}")
-                continue
-            if digest in known:
-                first = known[digest]
-                if first["path"] != display:
-                    dup = {"path": display, "sha256": digest, "duplicate_of": first["path"]}
-                    _add_unique(first.setdefault("duplicates", []), dup)
-                result.skipped += 1
-                done += size
-                if progress:
-                    progress(display, done, total)
-                continue
-            entry = {
-                "evidence_id": digest[:16], "path": display, "sha256": digest, "size": size,
-                "reader": kind, "records": 0, "issues": [], "issue_count": 0,
-                "status": "pending",
-            }
-            known[digest] = entry
-            manifest["items"].append(entry)
-            if kind in (UNKNOWN, EMPTY):
-                entry["status"] = "unknown-format" if kind == UNKNOWN else "empty"
-                entry["issues"] = [{"message": "format not recognised by content; not read"
-                                    if kind == UNKNOWN else "empty file", "offset": 0}]
-                entry["issue_count"] = 1
-                result.messages.append(f"{display}: {entry['issues'][0]['message']}")
-                continue
-            todo.append((entry, str(item.path)))
-
-        def finished(entry: dict[str, Any], out: dict[str, Any]) -> None:
-            nonlocal done
-            entry["issues"] = out["issues"]
-            entry["issue_count"] = out["issue_count"]
-            entry["status"] = "read" if out["rows"] or not out["issue_count"] else "unreadable"
-            entry["rows_written"] = out["rows"]
-            result.new_items += 1
-            for issue in out["issues"][:5]:
-                where = ", ".join(f"{k} {v}" for k, v in issue.items() if k != "message") or "file"
-                result.messages.append(f"{entry['path']} ({where}): {issue['message']}")
-            if out["issue_count"] > 5:
-                result.messages.append(f"{entry['path']}: {out['issue_count'] - 5} more problems (see manifest)")
-            done += entry["size"]
-            if progress:
-                progress(entry["path"], done, total)
-
-        parquet_dir = str(case.parquet)
-        tasks = plan_tasks(todo)
-
-        def submit_args(task: list[tuple[dict[str, Any], str]]) -> tuple:
-            spec = [(path, entry["evidence_id"], entry["reader"]) for entry, path in task]
-            return spec, f"{task[0][0]['evidence_id']}-t", parquet_dir, batch_rows
-
-        def collect(task: list[tuple[dict[str, Any], str]], outcome: dict[str, Any]) -> None:
-            bad_times = outcome.pop("_bad_times", 0)
-            for entry, _ in task:
-                finished(entry, outcome[entry["evidence_id"]])
-            if bad_times:
-                result.messages.append(f"{bad_times} events with an unreadable time were kept with an empty time")
-
-        if workers > 1 and len(tasks) > 1:
-            with ProcessPoolExecutor(max_workers=workers) as pool:
-                futures = [(task, pool.submit(read_items, *submit_args(task))) for task in tasks]
-                for task, future in futures:
-                    collect(task, future.result())
-        else:
-            for task in tasks:
-                collect(task, read_items(*submit_args(task)))
+            run.note_problem(safe_text(problem.display), problem.message)
+        run.read(discovery.items, workers)
     finally:
         cleanup(case.scratch)
-
     _count_from_store(case, manifest)
     manifest["items"].sort(key=lambda e: e["path"])
     manifest["problems"].sort(key=lambda e: (e["path"], e["message"]))
     case.save_manifest(manifest)
-    return result
+    return run.result
 
 
 def _add_unique(items: list, entry: dict) -> None:

@@ -31,10 +31,15 @@ class SourceCoverage:
     records: int
     days: int
     process_records: int
+    process_first: datetime | None = None  # the channel may hold other events before auditing began
+    process_last: datetime | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"channel": self.channel, "kind": self.kind, "first": iso(self.first), "last": iso(self.last),
-                "records": self.records, "days": self.days}
+        out = {"channel": self.channel, "kind": self.kind, "first": iso(self.first), "last": iso(self.last),
+               "records": self.records, "days": self.days}
+        if self.kind == "process":
+            out["process_first"], out["process_last"] = iso(self.process_first), iso(self.process_last)
+        return out
 
 
 @dataclass
@@ -67,13 +72,14 @@ def measure(con: duckdb.DuckDBPyConnection) -> dict[str, HostCoverage]:
     hosts: dict[str, HostCoverage] = {}
     rows = con.execute(
         f"""SELECT host, Channel, min(ts), max(ts), count(*), count(DISTINCT CAST(ts AS DATE)),
-                   count(*) FILTER (WHERE {_process_filter()})
+                   count(*) FILTER (WHERE {_process_filter()}),
+                   min(ts) FILTER (WHERE {_process_filter()}), max(ts) FILTER (WHERE {_process_filter()})
             FROM win_events WHERE host IS NOT NULL GROUP BY ALL ORDER BY host, Channel"""
     ).fetchall()
-    for host, channel, first, last, records, days, proc in rows:
+    for host, channel, first, last, records, days, proc, proc_first, proc_last in rows:
         cov = hosts.setdefault(host, HostCoverage(host))
         kind = "process" if proc else "other"
-        cov.sources.append(SourceCoverage(channel or "?", kind, first, last, records, days, proc))
+        cov.sources.append(SourceCoverage(channel or "?", kind, first, last, records, days, proc, proc_first, proc_last))
 
     # Record-id discontinuities per host and channel: records between two kept ones were lost.
     for host, channel, prev_id, rec_id, prev_ts, ts in con.execute(
@@ -120,19 +126,22 @@ class WindowCheck:
 
 def check_window(cov: HostCoverage | None, start: datetime, end: datetime) -> WindowCheck:
     """Does some process-level source cover [start, end] without a gap inside it?"""
-    sources = [s for s in (cov.sources if cov else []) if s.kind == "process" and s.first and s.last]
+    sources = [s for s in (cov.sources if cov else []) if s.kind == "process" and s.process_first and s.process_last]
     if end <= start:
         end = start
     best: SourceCoverage | None = None
     best_gaps: list[Gap] = []
     for source in sources:
         gaps = []
-        if source.first > start + SLACK:
-            gaps.append(Gap("late-start", source.channel, start, source.first,
-                            f"{source.channel} starts {iso(source.first)}, after the window opens"))
-        if source.last < end - SLACK:
-            gaps.append(Gap("early-end", source.channel, source.last, end,
-                            f"{source.channel} ends {iso(source.last)}, before the window closes"))
+        first, last = source.process_first, source.process_last
+        if first > start + SLACK:
+            gaps.append(Gap("late-start", source.channel, start, first,
+                            f"process events in {source.channel} start {iso(first)}, after the window opens "
+                            f"({iso(start)})"))
+        if last < end - SLACK:
+            gaps.append(Gap("early-end", source.channel, last, end,
+                            f"process events in {source.channel} end {iso(last)}, before the window closes "
+                            f"({iso(end)})"))
         for gap in (cov.gaps if cov else []):
             if gap.channel not in (source.channel, "*"):
                 continue

@@ -43,7 +43,7 @@ def issue_from_error(message: str, after_record: int | None = None) -> ReadIssue
 def read_evtx(path: Path, evidence_id: str, sink: RowSink, issues: IssueLog, threads: int = 1) -> int:
     """Send every readable record of one EVTX file to `sink`; returns the number of records sent."""
     try:
-        parser = evtx.PyEvtxParser(str(path), number_of_threads=threads)
+        parser = evtx.PyEvtxParser(str(path), number_of_threads=threads, indent=False)
         records = parser.records_json()
     except (RuntimeError, OSError, ValueError) as exc:
         issues.add(ReadIssue(f"not a readable EVTX file: {exc}", offset=0))

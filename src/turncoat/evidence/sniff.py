@@ -68,4 +68,9 @@ def _sniff_json(head: bytes) -> str:
         if isinstance(doc, dict):
             return JSON_LINES if from_any_json(doc) is not None else UNKNOWN
         return UNKNOWN
-    return JSON_LINES  # one line, longer than the head: the line reader bounds and reports it
+    try:
+        doc = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        # one line longer than the head: the line reader bounds and reports it
+        return JSON_LINES if len(head) >= HEAD_BYTES else UNKNOWN
+    return JSON_LINES if isinstance(doc, dict) and from_any_json(doc) is not None else UNKNOWN

@@ -1,0 +1,159 @@
+"""Scenarios as data: which hosts an office has, what each one logged, and what happened to it.
+
+A scenario is a tuple of `HostSpec`; adding one means adding an entry to `_SCENARIOS` (and a line to
+`DESCRIPTIONS`). A host's fate is its `verdict`, and for the compromised ones a `Compromise` giving the
+dates of each stage; `attack.py` has one function per stage and runs the one the verdict names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import date
+
+from .clock import EVIDENCE_START
+
+VERDICTS = (
+    "not-affected", "no-evidence", "vulnerable-installed", "armed-dormant", "c2-contact", "payload", "data-stolen",
+)
+_START = EVIDENCE_START.date()
+
+
+@dataclass(frozen=True)
+class Telemetry:
+    """Which logs the host kept. A date is the first day that log holds (earlier records rolled over)."""
+
+    sysmon_from: date | None = _START
+    process_audit_from: date | None = None
+    logons: bool = True
+    application: bool = True
+    defender: bool = True
+
+
+@dataclass(frozen=True)
+class CleanApp:
+    """A clean 3CX client (18.11.1213). `installed` None: already there before the evidence starts."""
+
+    installed: date | None = None
+
+
+@dataclass(frozen=True)
+class Compromise:
+    """When the trojanized 18.12.416 arrived and what followed (only the stages the verdict reaches are used).
+
+    `via`: "msi" (installer downloaded and run) or "update" (the running client's Squirrel updater
+    pulled the package from the PBX).
+    """
+
+    installed: date
+    via: str = "msi"
+    c2_domains: tuple[str, ...] = ()
+    action_on: date | None = None  # payload / data-stolen: the day the operator acted
+    defender_alert: bool = False
+
+
+@dataclass(frozen=True)
+class HostSpec:
+    name: str
+    user: str
+    verdict: str
+    story: str
+    telemetry: Telemetry = Telemetry()
+    clean_app: CleanApp | None = None
+    compromise: Compromise | None = None
+    browser: str = "chrome"
+
+
+SYSMON_EVERYWHERE = Telemetry()
+NO_SYSMON_BUT_AUDIT = Telemetry(sysmon_from=None, process_audit_from=_START, defender=False)
+LOGONS_ONLY = Telemetry(sysmon_from=None, application=False, defender=False)
+
+_OFFICE: tuple[HostSpec, ...] = (
+    HostSpec("wks-01", "c.dupont", "not-affected", clean_app=CleanApp(),
+             story="Sysmon over the whole span; clean 3CX 18.11.1213 runs every working day"),
+    HostSpec("wks-02", "m.bernard", "not-affected", telemetry=NO_SYSMON_BUT_AUDIT,
+             clean_app=CleanApp(installed=date(2022, 11, 21)), browser="msedge",
+             story="no Sysmon; Security 4688 over the whole span; clean 3CX 18.11.1213 installed by MSI on 2022-11-21"),
+    HostSpec("wks-03", "s.petit", "no-evidence", telemetry=Telemetry(sysmon_from=date(2023, 2, 1)),
+             clean_app=CleanApp(),
+             story="Sysmon log rolled over: it starts on 2023-02-01; clean 3CX only; the window start is unseen"),
+    HostSpec("wks-04", "l.moreau", "no-evidence", telemetry=LOGONS_ONLY,
+             story="only Security 4624 logons: no process telemetry at all"),
+    HostSpec("wks-05", "j.laurent", "vulnerable-installed",
+             compromise=Compromise(installed=date(2023, 3, 20), defender_alert=True),
+             story="3CXDesktopApp-18.12.416.msi installed on 2023-03-20, never launched; Defender flagged ffmpeg.dll"),
+    HostSpec("wks-06", "n.girard", "armed-dormant",
+             compromise=Compromise(installed=date(2023, 3, 25)),
+             story="18.12.416 installed and first run on Saturday 2023-03-25; dormant: activation due after collection"),
+    HostSpec("wks-07", "a.roux", "c2-contact", clean_app=CleanApp(),
+             compromise=Compromise(installed=date(2023, 3, 8), c2_domains=("akamaitechcloudservices.com",)),
+             story="18.11.1213 upgraded by MSI to 18.12.416 on 2023-03-08; GitHub then C2 beacons 7 days later"),
+    HostSpec("wks-08", "p.fournier", "payload", clean_app=CleanApp(), browser="msedge",
+             compromise=Compromise(installed=date(2023, 3, 2), via="update",
+                                   c2_domains=("msstorageazure.com", "officestoragebox.com"),
+                                   action_on=date(2023, 3, 14)),
+             story="auto-updated to 18.12.416 on 2023-03-02; C2 from 2023-03-09; app spawned cmd.exe on 2023-03-14"),
+    HostSpec("wks-09", "e.lambert", "data-stolen",
+             compromise=Compromise(installed=date(2023, 3, 6),
+                                   c2_domains=("azureonlinestorage.com", "pbxcloudeservices.com"),
+                                   action_on=date(2023, 3, 15)),
+             story="18.12.416 installed 2023-03-06; C2 from 2023-03-13; ICONIC stealer copied browser history 2023-03-15"),
+)
+
+_CLEAN: tuple[HostSpec, ...] = (
+    HostSpec("pc-01", "c.dupont", "not-affected", clean_app=CleanApp(),
+             story="Sysmon over the whole span; clean 3CX 18.11.1213"),
+    HostSpec("pc-02", "m.bernard", "not-affected", telemetry=NO_SYSMON_BUT_AUDIT,
+             clean_app=CleanApp(installed=date(2022, 12, 5)),
+             story="no Sysmon; Security 4688 over the whole span; clean 3CX installed 2022-12-05"),
+    HostSpec("pc-03", "s.petit", "not-affected", browser="msedge",
+             story="Sysmon over the whole span; no 3CX client at all"),
+)
+
+_BLIND: tuple[HostSpec, ...] = (
+    HostSpec("pc-01", "c.dupont", "no-evidence", telemetry=LOGONS_ONLY,
+             story="only Security 4624 logons"),
+    HostSpec("pc-02", "m.bernard", "no-evidence", telemetry=Telemetry(sysmon_from=date(2023, 3, 1)),
+             clean_app=CleanApp(), story="Sysmon starts only on 2023-03-01; clean 3CX"),
+    HostSpec("pc-03", "s.petit", "no-evidence",
+             telemetry=Telemetry(sysmon_from=None, process_audit_from=date(2023, 2, 15), defender=False),
+             clean_app=CleanApp(), story="no Sysmon; Security 4688 only from 2023-02-15 (log rolled over)"),
+)
+
+_SCENARIOS: dict[str, tuple[HostSpec, ...]] = {"office": _OFFICE, "clean": _CLEAN, "blind": _BLIND}
+
+DESCRIPTIONS: dict[str, str] = {
+    "office": "French law office, 9 workstations, one per verdict (Nov 2022 - 30 Mar 2023)",
+    "clean": "3 workstations with full telemetry and only clean 3CX builds: all not-affected",
+    "blind": "3 workstations whose logs cannot clear them (logons only, late Sysmon, late 4688): all no-evidence",
+}
+
+
+def hosts(scenario: str, scale: int = 1) -> tuple[HostSpec, ...]:
+    """The scenario's hosts, `scale` times over with unique names ("wks-01" … "wks-18" for scale 2)."""
+    if scenario not in _SCENARIOS:
+        raise ValueError(f"unknown scenario {scenario!r}; known: {', '.join(sorted(_SCENARIOS))}")
+    if scale < 1:
+        raise ValueError(f"scale must be >= 1, not {scale}")
+    base = _SCENARIOS[scenario]
+    if scale == 1:
+        return base
+    total = len(base) * scale
+    width = max(2, len(str(total)))
+    return tuple(
+        replace(spec, name=f"{spec.name.rsplit('-', 1)[0]}-{copy * len(base) + i + 1:0{width}d}")
+        for copy in range(scale)
+        for i, spec in enumerate(base)
+    )
+
+
+def _check() -> None:
+    """Fail at import, not mid-simulation, if a scenario is inconsistent."""
+    assert DESCRIPTIONS.keys() == _SCENARIOS.keys()
+    for specs in _SCENARIOS.values():
+        assert len({s.name for s in specs}) == len(specs)
+        for s in specs:
+            assert s.verdict in VERDICTS, s
+            assert (s.compromise is not None) == (VERDICTS.index(s.verdict) >= 2), s
+
+
+_check()

@@ -1,0 +1,322 @@
+"""The evidence simulator keeps its promises: deterministic bytes, Winlogbeat-shaped events, contiguous
+record ids, and a ground truth that matches what the evidence shows.
+
+The detection pipeline is tested elsewhere; here the truth is re-derived from the raw events with plain
+Python, so a wrong ground truth cannot hide behind a matching detector.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from turncoat.simulate import SCENARIOS, simulate
+
+FIXTURES = Path(__file__).parent / "fixtures" / "verdicts"
+VERDICTS = {"not-affected", "no-evidence", "vulnerable-installed", "armed-dormant", "c2-contact", "payload", "data-stolen"}
+ISO_S = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+SYSMON_TIME = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}$")
+HASHES = re.compile(r"^SHA1=[0-9A-F]{40},MD5=[0-9A-F]{32},SHA256=[0-9A-F]{64},IMPHASH=[0-9A-F]{32}$")
+CHANNEL_FILES = {
+    "sysmon.ndjson": "Microsoft-Windows-Sysmon/Operational",
+    "security.ndjson": "Security",
+    "application.ndjson": "Application",
+    "defender.ndjson": "Microsoft-Windows-Windows Defender/Operational",
+}
+REQUIRED = {
+    ("Microsoft-Windows-Sysmon/Operational", "1"): {
+        "UtcTime", "Image", "CommandLine", "ParentImage", "ParentCommandLine", "ProcessId", "ProcessGuid", "User",
+        "Hashes", "FileVersion", "Description", "Product", "Company", "OriginalFileName", "CurrentDirectory",
+        "IntegrityLevel",
+    },
+    ("Microsoft-Windows-Sysmon/Operational", "3"): {
+        "UtcTime", "Image", "Protocol", "Initiated", "SourceIp", "SourcePort", "DestinationIp",
+        "DestinationHostname", "DestinationPort",
+    },
+    ("Microsoft-Windows-Sysmon/Operational", "7"): {
+        "UtcTime", "Image", "ImageLoaded", "Hashes", "FileVersion", "Product", "Company", "OriginalFileName",
+        "Signed", "Signature", "SignatureStatus",
+    },
+    ("Microsoft-Windows-Sysmon/Operational", "11"): {"UtcTime", "Image", "TargetFilename", "CreationUtcTime"},
+    ("Microsoft-Windows-Sysmon/Operational", "22"): {"UtcTime", "Image", "QueryName", "QueryStatus", "QueryResults"},
+    ("Security", "4688"): {"NewProcessName", "CommandLine", "ParentProcessName", "SubjectUserName", "NewProcessId", "ProcessId"},
+    ("Security", "4624"): {"TargetUserName", "LogonType", "IpAddress"},
+    ("Application", "1033"): {"param1", "param2", "param3", "param4", "param5"},
+    ("Application", "1034"): {"param1", "param2", "param3", "param4", "param5"},
+    ("Application", "11707"): {"param1"},
+    ("Application", "11724"): {"param1"},
+    ("Microsoft-Windows-Windows Defender/Operational", "1116"): {"Threat Name", "Path", "Action Name", "Severity Name"},
+}
+FFMPEG_416 = "7986BBAEE8940DA11CE089383521AB420C443AB7B15ED42AED91FD31CE833896"
+D3D_416 = "11BE1803E2E307B647A8A7E02D128335C448FF741BF06BF52B332E0BBF423B03"
+ICONIC = "8AB3A5EAAF8C296080FADF56B265194681D7DA5DA7C02562953A4CB60E147423"
+C2_DOMAINS = {
+    "akamaitechcloudservices.com", "azureonlinestorage.com", "glcloudservice.com", "msstorageazure.com",
+    "msstorageboxes.com", "officestoragebox.com", "pbxcloudeservices.com", "visualstudiofactory.com",
+}
+
+
+def _ts(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _load(path: Path) -> list[dict[str, Any]]:
+    with path.open(encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, dict[str, Any]]]:
+    """Each scenario simulated once, shared by the tests that only read."""
+    out = {}
+    for name in SCENARIOS:
+        folder = tmp_path_factory.mktemp(name)
+        out[name] = (folder, simulate(folder, scenario=name))
+    return out
+
+
+@functools.cache
+def _events(folder: Path) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """host -> file name -> events (parsed once per folder; callers only read)."""
+    hosts: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for path in sorted((folder / "evidence").glob("*/*.ndjson")):
+        hosts.setdefault(path.parent.name, {})[path.name] = _load(path)
+    return hosts
+
+
+# -- public interface ------------------------------------------------------------------------------------
+
+def test_scenarios_are_described() -> None:
+    assert {"office", "clean", "blind"} <= set(SCENARIOS)
+    assert all(isinstance(v, str) and v for v in SCENARIOS.values())
+
+
+def test_unknown_scenario_raises(tmp_path: Path) -> None:
+    with pytest.raises(ValueError):
+        simulate(tmp_path, scenario="no-such-office")
+
+
+def test_refuses_to_mix_with_earlier_evidence(tmp_path: Path) -> None:
+    simulate(tmp_path, scenario="clean")
+    with pytest.raises(FileExistsError):
+        simulate(tmp_path, scenario="blind")
+
+
+def test_deterministic(tmp_path: Path, runs) -> None:
+    folder, truth = runs["office"]
+    again = simulate(tmp_path / "again", scenario="office")
+    assert again == truth
+    assert _tree(tmp_path / "again") == _tree(folder)
+
+
+def test_seed_changes_the_evidence(tmp_path: Path, runs) -> None:
+    folder, _ = runs["clean"]
+    simulate(tmp_path, scenario="clean", seed=8)
+    assert _tree(tmp_path) != _tree(folder)
+
+
+def test_scale_doubles_the_hosts(tmp_path: Path, runs) -> None:
+    _, single = runs["office"]
+    truth = simulate(tmp_path, scenario="office", scale=2)
+    names = [h["host"] for h in truth["hosts"]]
+    assert len(names) == 2 * len(single["hosts"]) == len(set(names))
+    assert sorted(p.name for p in (tmp_path / "evidence").iterdir()) == sorted(names)
+    count = lambda t, v: sum(h["verdict"] == v for h in t["hosts"])  # noqa: E731
+    assert all(count(truth, v) == 2 * count(single, v) for v in VERDICTS)
+
+
+# -- event shape -----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_events_have_the_winlogbeat_shape(runs, scenario: str) -> None:
+    folder, truth = runs[scenario]
+    end = _ts(truth["collection_end"])
+    for host, files in _events(folder).items():
+        assert set(files) <= set(CHANNEL_FILES), files.keys()
+        for name, events in files.items():
+            assert events, f"{host}/{name} is empty"
+            for e in events:
+                w = e["winlog"]
+                assert ISO_MS.match(e["@timestamp"]), e["@timestamp"]
+                assert _ts(e["@timestamp"]) < end
+                assert e["host"]["name"] == w["computer_name"]
+                assert e["host"]["name"].split(".")[0].lower() == host and "." in e["host"]["name"]
+                assert e["event"] == {"code": w["event_id"], "kind": "event", "provider": w["provider_name"]}
+                assert e["log"]["level"] in ("information", "warning")
+                assert w["channel"] == CHANNEL_FILES[name]
+                assert isinstance(w["event_id"], str) and isinstance(w["record_id"], int)
+                assert "original" not in e["event"]
+                data = w["event_data"]
+                assert data and all(isinstance(k, str) and isinstance(v, str) for k, v in data.items())
+                missing = REQUIRED.get((w["channel"], w["event_id"]), set()) - data.keys()
+                assert not missing, (host, w["event_id"], missing)
+                if w["channel"].endswith("Sysmon/Operational"):
+                    assert SYSMON_TIME.match(data["UtcTime"])
+                    assert data["UtcTime"].replace(" ", "T") + "Z" == e["@timestamp"]
+                    if "Hashes" in data:
+                        assert HASHES.match(data["Hashes"]), data["Hashes"]
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_record_ids_are_contiguous_and_time_ordered(runs, scenario: str) -> None:
+    folder, _ = runs[scenario]
+    for host, files in _events(folder).items():
+        for name, events in files.items():
+            ids = [e["winlog"]["record_id"] for e in events]
+            assert ids == list(range(ids[0], ids[0] + len(ids))), f"{host}/{name}"
+            stamps = [e["@timestamp"] for e in events]
+            assert stamps == sorted(stamps), f"{host}/{name}"
+
+
+def test_office_volume_is_modest(runs) -> None:
+    folder, _ = runs["office"]
+    total = sum(len(ev) for files in _events(folder).values() for ev in files.values())
+    assert 25_000 <= total <= 60_000, total
+
+
+# -- ground truth ----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_ground_truth_covers_every_host(runs, scenario: str) -> None:
+    folder, truth = runs[scenario]
+    on_disk = json.loads((folder / "ground-truth.json").read_text(encoding="utf-8"))
+    assert on_disk == truth
+    assert list(truth) == ["scenario", "seed", "collection_end", "hosts"]
+    assert truth["scenario"] == scenario and truth["seed"] == 7 and truth["collection_end"] == "2023-03-30T18:00:00Z"
+    names = [h["host"] for h in truth["hosts"]]
+    assert names == sorted(names)
+    assert set(names) == {p.name for p in (folder / "evidence").iterdir()}
+    for h in truth["hosts"]:
+        assert list(h) == ["host", "verdict", "first_execution", "activation_eta", "first_c2", "story"]
+        assert h["verdict"] in VERDICTS and h["story"]
+        for key in ("first_execution", "activation_eta", "first_c2"):
+            assert h[key] is None or ISO_S.match(h[key])
+        if h["first_execution"] is None:
+            assert h["activation_eta"] is None and h["first_c2"] is None
+        else:
+            assert _ts(h["activation_eta"]) - _ts(h["first_execution"]) == timedelta(days=7)
+
+
+def test_every_verdict_occurs(runs) -> None:
+    seen = {h["verdict"] for _, truth in runs.values() for h in truth["hosts"]}
+    assert seen == VERDICTS
+    assert {h["verdict"] for h in runs["clean"][1]["hosts"]} == {"not-affected"}
+    assert {h["verdict"] for h in runs["blind"][1]["hosts"]} == {"no-evidence"}
+
+
+def _is_app(image: str) -> bool:
+    return image.lower().endswith("\\3cxdesktopapp.exe")
+
+
+def test_ground_truth_times_match_the_evidence(runs) -> None:
+    """first_execution, first_c2 and the dormant/active split, re-derived from the raw events."""
+    folder, truth = runs["office"]
+    events = _events(folder)
+    for h in truth["hosts"]:
+        sysmon = events[h["host"]].get("sysmon.ndjson", [])
+        starts = [e for e in sysmon if e["winlog"]["event_id"] == "1" and _is_app(e["winlog"]["event_data"]["Image"])
+                  and e["winlog"]["event_data"]["FileVersion"] == "18.12.416"]
+        loads = [e for e in sysmon if e["winlog"]["event_id"] == "7" and FFMPEG_416 in e["winlog"]["event_data"]["Hashes"]]
+        contacts = [e for e in sysmon if e["winlog"]["event_id"] == "22" and _is_app(e["winlog"]["event_data"]["Image"])
+                    and e["winlog"]["event_data"]["QueryName"] in C2_DOMAINS | {"raw.githubusercontent.com"}]
+        if h["first_execution"] is None:
+            assert not starts and not loads, h["host"]
+        else:
+            assert starts[0]["@timestamp"][:19] + "Z" == h["first_execution"]
+            assert loads[0]["@timestamp"][:19] + "Z" == h["first_execution"]
+            assert any(D3D_416 in e["winlog"]["event_data"]["Hashes"] for e in sysmon if e["winlog"]["event_id"] == "7")
+        if h["first_c2"] is None:
+            assert not contacts, h["host"]
+        else:
+            assert contacts[0]["@timestamp"][:19] + "Z" == h["first_c2"]
+            assert contacts[0]["winlog"]["event_data"]["QueryName"] == "raw.githubusercontent.com"
+            assert h["first_c2"] >= h["activation_eta"]
+        if h["verdict"] == "armed-dormant":
+            assert _ts(h["activation_eta"]) > _ts(truth["collection_end"])
+
+
+def test_attack_traces_stay_on_their_hosts(runs) -> None:
+    """Each stage's marks appear exactly on the hosts whose verdict reaches that stage."""
+    order = ["not-affected", "no-evidence", "vulnerable-installed", "armed-dormant", "c2-contact", "payload", "data-stolen"]
+    for folder, truth in runs.values():
+        events = _events(folder)
+        for h in truth["hosts"]:
+            lines = [json.dumps(e) for ev in events[h["host"]].values() for e in ev]
+            blob = "\n".join(lines)
+            rank = order.index(h["verdict"])
+            assert ("3CXDesktopApp-18.12.416" in blob) == (rank >= 2), h["host"]
+            assert (FFMPEG_416 in blob) == (rank >= 3), h["host"]
+            assert any(d in blob for d in C2_DOMAINS) == (rank >= 4), h["host"]
+            children = [e for e in events[h["host"]].get("sysmon.ndjson", []) if e["winlog"]["event_id"] == "1"
+                        and _is_app(e["winlog"]["event_data"]["ParentImage"])
+                        and e["winlog"]["event_data"]["Image"].lower().endswith("\\cmd.exe")]
+            assert bool(children) == (h["verdict"] == "payload"), h["host"]
+            assert (ICONIC in blob) == (h["verdict"] == "data-stolen"), h["host"]
+            if h["verdict"] == "vulnerable-installed":
+                assert "SamScissors" in blob
+
+
+def test_decoys_are_present(runs) -> None:
+    """Benign look-alikes the detectors must not flag: Teams' own ffmpeg.dll, browsers on GitHub."""
+    folder, _ = runs["office"]
+    sysmon = [e["winlog"]["event_data"] for files in _events(folder).values() for e in files.get("sysmon.ndjson", [])]
+    teams_ffmpeg = {d["Hashes"] for d in sysmon if d.get("ImageLoaded", "").endswith("\\Teams\\current\\ffmpeg.dll")}
+    assert teams_ffmpeg and not any(FFMPEG_416 in h for h in teams_ffmpeg)
+    assert any(d.get("QueryName") == "raw.githubusercontent.com" and not _is_app(d["Image"]) for d in sysmon)
+    assert any(d.get("FileVersion") == "18.11.1213" and _is_app(d.get("Image", "")) for d in sysmon)
+
+
+# -- hand-written fixtures -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("verdict", sorted(VERDICTS))
+def test_verdict_fixture_is_well_formed(verdict: str) -> None:
+    folder = FIXTURES / verdict
+    expected = json.loads((folder / "expected.json").read_text(encoding="utf-8"))
+    assert list(expected) == ["host", "verdict", "first_execution", "activation_eta", "first_c2"]
+    assert expected["verdict"] == verdict
+    if expected["first_execution"] is not None:
+        assert _ts(expected["activation_eta"]) - _ts(expected["first_execution"]) == timedelta(days=7)
+    files = sorted(p for p in folder.iterdir() if p.name != "expected.json")
+    assert 1 <= len(files) <= 2
+    for path in files:
+        events = _load(path)
+        assert 3 <= len(events) <= 10, path
+        stamps = [e["@timestamp"] for e in events]
+        assert stamps == sorted(stamps), path
+        for e in events:
+            name = e["host"]["name"] if "winlog" in e else e["Hostname"]
+            assert name.split(".")[0].lower() == expected["host"], path
+            data = e["winlog"]["event_data"] if "winlog" in e else e
+            if "Hashes" in data:
+                assert HASHES.match(data["Hashes"]), (path, data["Hashes"])
+            if "winlog" in e and "UtcTime" in data:
+                assert data["UtcTime"].replace(" ", "T") + "Z" == e["@timestamp"], path
+        if "winlog" in events[0]:
+            ids = [e["winlog"]["record_id"] for e in events]
+            assert ids == list(range(ids[0], ids[0] + len(ids))), path
+            assert all(all(isinstance(v, str) for v in e["winlog"]["event_data"].values()) for e in events)
+    if verdict != "no-evidence":  # process telemetry over the exposure window, up to the collection day
+        process = [e for p in files for e in _load(p)
+                   if e.get("winlog", {}).get("channel") in ("Microsoft-Windows-Sysmon/Operational", "Security")
+                   and e["winlog"]["event_id"] != "4624"]
+        assert process[0]["@timestamp"] < "2022-11-12" and process[-1]["@timestamp"].startswith("2023-03-30")
+
+
+def test_fixtures_cover_both_input_shapes() -> None:
+    shapes = set()
+    for path in FIXTURES.glob("*/*"):
+        if path.name != "expected.json":
+            shapes.add("winlogbeat" if "winlog" in _load(path)[0] else "otrf")
+    assert shapes == {"winlogbeat", "otrf"}
+
