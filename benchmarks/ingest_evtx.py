@@ -5,7 +5,7 @@ the header's unused padding, so turncoat's SHA-256 de-duplication does not skip 
 scale prints records, wall seconds, records/s, peak RSS (largest process, and the whole process tree)
 for both, and the ratio. Interpreter and import start-up is measured apart (`turncoat --version`).
 
-    python benchmarks/ingest_evtx.py                    # scales 1, 4, 16 (16 ≈ 2M records)
+    python benchmarks/ingest_evtx.py                    # scales 1, 4, 16 (16 ≈ 2.1M records)
     python benchmarks/ingest_evtx.py --scales 1 --unit 2
 
 Linux only (reads /proc for the process-tree RSS). Prints figures; asserts nothing.
@@ -122,7 +122,7 @@ def run(cmd: list[str]) -> tuple[float, int, int, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scales", default="1,4,16", help="comma-separated multiples of the unit corpus")
-    parser.add_argument("--unit", type=int, default=5, help="copies of the shared EVTX set in the 1x corpus")
+    parser.add_argument("--unit", type=int, default=9, help="copies of the shared EVTX set in the 1x corpus")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--keep", action="store_true", help="keep the corpus and cases")
     args = parser.parse_args()

@@ -101,12 +101,15 @@ def _evidence(row: dict[str, Any], paths: dict[str, str]) -> dict[str, Any]:
 
 
 def _reason(host_stage: str, campaign: dict[str, Any], window: WindowCheck, pack: Pack) -> str:
+    """One line a person can read: the decisive evidence, or why the host cannot be cleared."""
     if host_stage in STAGES:
         top = [e for e in campaign["evidence"] if e["stage"] == host_stage]
-        first = top[0] if top else None
-        if first:
-            return f"{pack.id}: {first['title']} — {first['field']} = {first['value']} at {first['ts']}"
-        return f"{pack.id}: {host_stage}"
+        if not top:
+            return f"{pack.id}: {host_stage}"
+        # the earliest of the strongest rows; for indicators the title already names the value
+        best = min(top, key=lambda e: (-CONFIDENCES.index(e["confidence"]), e["ts"] or "", e["rule_id"]))
+        shown = "" if best["rule_id"].startswith("ioc:") else f" — {best['field']} = {_short(best['value'])}"
+        return f"{pack.id}: {best['title']}{shown} ({best['ts']})"
     start, end = window.required
     if host_stage == "not-affected":
         src = window.best.channel if window.best else "process telemetry"
@@ -116,6 +119,11 @@ def _reason(host_stage: str, campaign: dict[str, Any], window: WindowCheck, pack
     if window.best is None:
         return f"{pack.id}: cannot clear — no process-creation or module-load telemetry for this host"
     return f"{pack.id}: cannot clear — telemetry does not cover {iso(start)}..{iso(end)}"
+
+
+def _short(value: Any, limit: int = 120) -> str:
+    text = "" if value is None else str(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def assess(con: duckdb.DuckDBPyConnection, packs: list[Pack], manifest: dict[str, Any]) -> dict[str, Any]:

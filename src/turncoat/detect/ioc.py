@@ -88,7 +88,7 @@ def _observable_sql(obs: Observable, campaign: str) -> str:
     select = (
         f"SELECT '{campaign}' AS campaign, v.\"host.name\" AS host, v.\"@timestamp\" AS ts, {stage} AS stage, "
         f"i.confidence AS confidence, 'ioc:' || i.type || ':' || i.value AS rule_id, "
-        f"i.role || ' (' || i.type || ' ' || i.original || ')' AS title, '{obs.view}' AS view, "
+        f"i.role || ' — ' || i.type || ' ' || i.original AS title, '{obs.view}' AS view, "
         f"'{obs.field}' AS field, v.{field} AS value, v.evidence_id, v.record_id, v.line"
     )
     typed = f"i.type = '{obs.ioc_type}'"
