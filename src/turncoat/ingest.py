@@ -9,7 +9,6 @@ adds to a case without duplicating it. Items are read in parallel processes, one
 from __future__ import annotations
 
 import gc
-import hashlib
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any, Callable, Iterable, Iterator
 from turncoat.evidence.base import IssueLog, ReadIssue
 from turncoat.evidence.evtx_reader import read_evtx
 from turncoat.evidence.json_reader import read_json_document, read_json_lines
-from turncoat.evidence.sniff import EMPTY, EVTX, JSON_DOCUMENT, JSON_LINES, UNKNOWN, sniff
+from turncoat.evidence.sniff import EMPTY, EVTX, JSON_DOCUMENT, JSON_LINES, UNKNOWN, hash_and_sniff
 from turncoat.evidence.sources import EvidenceItem, Walker, cleanup
 from turncoat.store.case import Case, safe_text
 from turncoat.store.schema import WIN_EVENTS
@@ -31,14 +30,6 @@ READERS: dict[str, Callable[..., int]] = {
 }
 
 Progress = Callable[[str, int, int], None]  # (item shown, bytes done, bytes total)
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(4 * 1024 * 1024):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 # Small items are read together so their rows share Parquet parts (hundreds of one-event files
@@ -122,8 +113,7 @@ class _Run:
         display = safe_text(item.display)
         size = _size(item.path)
         try:
-            digest = sha256_of(item.path)
-            kind = sniff(item.path)
+            digest, kind = hash_and_sniff(item.path)
         except OSError as exc:
             self.note_problem(display, f"cannot read: {exc}")
             return None

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Iterator
 
-from turncoat.evidence.sniff import GZIP, TAR, ZIP, sniff
+from turncoat.evidence.sniff import GZIP, TAR, ZIP, is_archive
 
 
 @dataclass(frozen=True)
@@ -129,11 +129,11 @@ class Walker:
 
     def _offer(self, item: EvidenceItem, depth: int) -> None:
         try:
-            kind = sniff(item.path)
+            kind = is_archive(item.path)
         except OSError as exc:
             self.discovery.problems.append(SourceProblem(item.display, f"cannot read: {exc.strerror or exc}"))
             return
-        if kind in (ZIP, TAR, GZIP):
+        if kind is not None:
             if depth >= self.limits.max_depth:
                 self.discovery.problems.append(SourceProblem(item.display, "archive nested too deep; not opened"))
                 return

@@ -171,6 +171,26 @@ def _finish(row: Row, computer: str | None, channel: str | None) -> Row:
 
 
 _host_cache: dict[str, str | None] = {}
+_plans: dict[tuple[str, ...], tuple[str, ...]] = {}
+_FIXED_NAMES = frozenset(("ts", "EventID", "record_id", "Provider_Name", "Level", "Task", "Keywords",
+                          "Execution_ProcessID", "Security_UserID", "host", "Computer", "Channel"))
+
+
+def _plan(keys: tuple[str, ...]) -> tuple[str, ...]:
+    """Stored names for one EventData layout, computed once per layout; unusual layouts (unnamed
+    data, two spellings of one name) raise so the general reader handles them."""
+    names = tuple(canonical_field(k) for k in keys)
+    if any(k in ("Data", "#text", "#attributes") for k in keys) or len(set(names)) != len(names) \
+            or _FIXED_NAMES.intersection(names):
+        raise ValueError("unusual EventData layout: general reader")
+    _plans[keys] = names
+    return names
+
+
+def _scalar_text(value: Any) -> str:
+    if value.__class__ is dict or value.__class__ is list:
+        raise ValueError("nested value: general reader")
+    return _text(value)
 
 
 def _fast_evtx(event: dict, system: dict) -> Row:
@@ -203,14 +223,11 @@ def _fast_evtx(event: dict, system: dict) -> Row:
     }
     data = event.get("EventData")
     if data.__class__ is dict:
-        cache = _canonical_cache
-        for name, value in data.items():
-            if name == "Data" or name == "#text" or name == "#attributes" or value.__class__ is dict:
-                raise ValueError("unnamed or nested data: general reader")
-            col = cache.get(name) or canonical_field(name)
-            if col in row:
-                raise ValueError("field-name collision: general reader")
-            row[col] = value if value.__class__ is str or value is None else _text(value)
+        names = _plans.get(tuple(data))
+        if names is None:
+            names = _plan(tuple(data))
+        values = [v if v.__class__ is str or v is None else _scalar_text(v) for v in data.values()]
+        row.update(zip(names, values))
     elif data is not None:
         raise ValueError("unusual EventData: general reader")
     if "UserData" in event:

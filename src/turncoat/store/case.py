@@ -14,6 +14,8 @@ from turncoat.store.schema import SCHEMA_VERSION
 from turncoat.store.views import create_views
 
 MANIFEST_SCHEMA = "turncoat.manifest"
+# DuckDB spills to disk past this, so a case of any size is assessed in bounded memory.
+MEMORY_LIMIT = "512MB"
 
 
 def safe_text(text: str) -> str:
@@ -71,7 +73,8 @@ class Case:
 
     def connect(self, read_only: bool = False, rebuild: bool = False) -> duckdb.DuckDBPyConnection:
         """Open case.duckdb with views over the Parquet as it is now; `rebuild` after an ingest."""
-        con = duckdb.connect(str(self.database), read_only=read_only)
+        con = duckdb.connect(str(self.database), read_only=read_only,
+                             config={"memory_limit": MEMORY_LIMIT, "temp_directory": str(self.root / "tmp-duckdb")})
         if not read_only:
             create_views(con, self.parquet, materialise=rebuild)
         else:

@@ -209,6 +209,7 @@ def create_views(con: duckdb.DuckDBPyConnection, parquet_root: Path, materialise
     """(Re)create the views of the case. `materialise` recomputes the `duplicate_rows` table from
     the Parquet (after an ingest); otherwise the existing one is kept."""
     con.execute("SET enable_progress_bar = false")
+    con.execute("SET preserve_insertion_order = false")
     files = parquet_files(parquet_root, WIN_EVENTS)
     if files:
         listing = ", ".join(_lit(p.resolve().as_posix()) for p in files)
@@ -223,15 +224,18 @@ def create_views(con: duckdb.DuckDBPyConnection, parquet_root: Path, materialise
         con.execute(f"CREATE OR REPLACE VIEW win_events_all AS SELECT {typed} WHERE false")
     if materialise or not _has_table(con, "duplicate_rows"):
         # Only the key columns are read to find duplicates; the wide rows stay in Parquet.
+        # Keys seen more than once first (a hash aggregate that spills to disk), then the window
+        # only over those few rows: memory stays flat however many events the case holds.
+        key = ("coalesce(CAST(record_id AS VARCHAR) || '@' || "
+               "coalesce(CAST(epoch(date_trunc('second', ts)) AS VARCHAR), ''), dedup_key)")
         con.execute(
             f"""CREATE OR REPLACE TABLE duplicate_rows AS
+            WITH keyed AS (SELECT evidence_id, seq, host, Channel, {key} AS k FROM win_events_all),
+                 repeated AS (SELECT host, Channel, k FROM keyed GROUP BY ALL HAVING count(*) > 1)
             SELECT evidence_id, seq FROM (
               SELECT evidence_id, seq, row_number() OVER (
-                PARTITION BY host, Channel, coalesce(
-                  CAST(record_id AS VARCHAR) || '@' || coalesce(CAST(epoch(date_trunc('second', ts)) AS VARCHAR), ''),
-                  dedup_key)
-                ORDER BY evidence_id, seq) AS rank
-              FROM win_events_all)
+                PARTITION BY host, Channel, k ORDER BY evidence_id, seq) AS rank
+              FROM keyed SEMI JOIN repeated USING (host, Channel, k))
             WHERE rank > 1"""
         ).fetchall()
     con.execute(
