@@ -20,20 +20,21 @@ def shared(*parts: str) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def evtx_case(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The whole shared EVTX corpus hunted once: ingest, detect, assess."""
-    case = tmp_path_factory.mktemp("evtx-case")
-    pipeline.ingest([shared("evtx")], case)
+def _hunted(factory: pytest.TempPathFactory, name: str, evidence: Path) -> Path:
+    case = factory.mktemp(name)
+    pipeline.ingest([evidence], case)
     pipeline.detect(case, None)
     pipeline.assess(case, None)
     return case
+
+
+@pytest.fixture(scope="session")
+def evtx_case(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The whole shared EVTX corpus hunted once: ingest, detect, assess."""
+    return _hunted(tmp_path_factory, "evtx-case", shared("evtx"))
 
 
 @pytest.fixture(scope="session")
 def ndjson_case(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    case = tmp_path_factory.mktemp("ndjson-case")
-    pipeline.ingest([shared("ndjson")], case)
-    pipeline.detect(case, None)
-    pipeline.assess(case, None)
-    return case
+    """The shared JSON exports (OTRF, Elastic) hunted once."""
+    return _hunted(tmp_path_factory, "ndjson-case", shared("ndjson"))

@@ -147,6 +147,7 @@ def demo(output: Annotated[Path, typer.Option("--output", "-o", help="Where to p
          lang: LangOpt = "en", scenario: Annotated[str, typer.Option("--scenario")] = "office",
          open_: Annotated[bool, typer.Option("--open", help="Open the HTML report.")] = False) -> None:
     """Simulate a small office hit by the 3CX compromise, hunt it, and print where the report is."""
+    pipeline.reset_demo(output)
     truth = pipeline.simulate(output / "simulated", scenario, 1, 7)
     case_dir = output / "case"
     err.print(f"simulated {len(truth['hosts'])} hosts in {output / 'simulated' / 'evidence'}")

@@ -34,7 +34,7 @@ Progress = Callable[[str, int, int], None]  # (item shown, bytes done, bytes tot
 
 # Small items are read together so their rows share Parquet parts (hundreds of one-event files
 # would otherwise make hundreds of tiny parts); a task holds items up to this many bytes.
-TASK_BYTES = 64 * 1024 * 1024
+TASK_BYTES = 256 * 1024 * 1024
 
 
 def read_items(task: list[tuple[str, str, str]], stem: str, parquet_dir: str, batch_rows: int) -> dict[str, Any]:

@@ -159,7 +159,31 @@ def simulate(output: Path, scenario: str, scale: int, seed: int) -> dict[str, An
 
     if scenario not in SCENARIOS:
         raise CaseError(f"unknown scenario `{scenario}` (known: {', '.join(sorted(SCENARIOS))})")
-    return run_simulation(Path(output), scenario=scenario, scale=scale, seed=seed)
+    try:
+        return run_simulation(Path(output), scenario=scenario, scale=scale, seed=seed)
+    except FileExistsError as exc:
+        raise CaseError(str(exc)) from exc
+
+
+def reset_demo(output: Path) -> None:
+    """Remove what an earlier `turncoat demo` wrote in `output`, and nothing else.
+
+    The demo folder holds only `simulated/` (with its ground truth) and `case/` (with its manifest);
+    anything else there means the folder is not a demo folder, and it is left alone.
+    """
+    import shutil
+
+    output = Path(output)
+    if not output.exists():
+        return
+    simulated, case = output / "simulated", output / "case"
+    others = [p.name for p in output.iterdir() if p.name not in ("simulated", "case")]
+    looks_like_demo = (not simulated.exists() or (simulated / "ground-truth.json").is_file()) and (
+        not case.exists() or (case / "manifest.json").is_file())
+    if others or not looks_like_demo:
+        raise CaseError(f"{output} exists and is not an earlier demo folder; choose another with --output")
+    shutil.rmtree(simulated, ignore_errors=True)
+    shutil.rmtree(case, ignore_errors=True)
 
 
 def show_pack(name: str, console: Console) -> None:

@@ -224,18 +224,19 @@ def create_views(con: duckdb.DuckDBPyConnection, parquet_root: Path, materialise
         con.execute(f"CREATE OR REPLACE VIEW win_events_all AS SELECT {typed} WHERE false")
     if materialise or not _has_table(con, "duplicate_rows"):
         # Only the key columns are read to find duplicates; the wide rows stay in Parquet.
-        # Keys seen more than once first (a hash aggregate that spills to disk), then the window
-        # only over those few rows: memory stays flat however many events the case holds.
+        # Keys seen more than once are found through an 8-byte hash of the key (a hash aggregate of
+        # one integer per row); the exact key is compared only for those few rows. Memory stays
+        # small however many events the case holds.
         key = ("coalesce(CAST(record_id AS VARCHAR) || '@' || "
                "coalesce(CAST(epoch(date_trunc('second', ts)) AS VARCHAR), ''), dedup_key)")
         con.execute(
             f"""CREATE OR REPLACE TABLE duplicate_rows AS
-            WITH keyed AS (SELECT evidence_id, seq, host, Channel, {key} AS k FROM win_events_all),
-                 repeated AS (SELECT host, Channel, k FROM keyed GROUP BY ALL HAVING count(*) > 1)
+            WITH repeated AS (
+              SELECT hash(host, Channel, {key}) AS h FROM win_events_all GROUP BY h HAVING count(*) > 1)
             SELECT evidence_id, seq FROM (
               SELECT evidence_id, seq, row_number() OVER (
-                PARTITION BY host, Channel, k ORDER BY evidence_id, seq) AS rank
-              FROM keyed SEMI JOIN repeated USING (host, Channel, k))
+                PARTITION BY host, Channel, {key} ORDER BY evidence_id, seq) AS rank
+              FROM win_events_all WHERE hash(host, Channel, {key}) IN (SELECT h FROM repeated))
             WHERE rank > 1"""
         ).fetchall()
     con.execute(
