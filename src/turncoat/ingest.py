@@ -35,6 +35,7 @@ Progress = Callable[[str, int, int], None]  # (item shown, bytes done, bytes tot
 # Small items are read together so their rows share Parquet parts (hundreds of one-event files
 # would otherwise make hundreds of tiny parts); a task holds items up to this many bytes.
 TASK_BYTES = 256 * 1024 * 1024
+MIN_TASK_BYTES = 4 * 1024 * 1024
 
 
 def read_items(task: list[tuple[str, str, str]], stem: str, parquet_dir: str, batch_rows: int) -> dict[str, Any]:
@@ -97,6 +98,7 @@ class _Run:
         self.result = IngestResult(manifest)
         self.total = 0
         self.done = 0
+        self.task_bytes = TASK_BYTES
 
     def note_problem(self, display: str, message: str) -> None:
         _add_unique(self.manifest["problems"], {"path": display, "message": message})
@@ -139,14 +141,14 @@ class _Run:
         return entry
 
     def tasks(self, items: list[EvidenceItem]) -> Iterator[list[tuple[dict[str, Any], str]]]:
-        """Admitted items grouped in order into tasks of at most TASK_BYTES."""
+        """Admitted items grouped in order into tasks of at most `task_bytes`."""
         current: list[tuple[dict[str, Any], str]] = []
         size = 0
         for item in items:
             entry = self.admit(item)
             if entry is None:
                 continue
-            if current and size + entry["size"] > TASK_BYTES:
+            if current and size + entry["size"] > self.task_bytes:
                 yield current
                 current, size = [], 0
             current.append((entry, str(item.path)))
@@ -177,6 +179,8 @@ class _Run:
 
     def read(self, items: list[EvidenceItem], workers: int) -> None:
         self.total = sum(_size(i.path) for i in items)
+        # enough tasks to keep every worker busy, few enough to keep Parquet parts large
+        self.task_bytes = max(MIN_TASK_BYTES, min(TASK_BYTES, self.total // max(1, workers * 4)))
         if workers <= 1:
             for task in self.tasks(items):
                 self.collect(task, read_items(*self.args(task)))

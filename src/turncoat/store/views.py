@@ -17,6 +17,8 @@ from turncoat.store.schema import WIN_EVENT_FIXED, WIN_EVENTS
 SYSMON = "Microsoft-Windows-Sysmon/Operational"
 DEFENDER = "Microsoft-Windows-Windows Defender/Operational"
 POWERSHELL = "Microsoft-Windows-PowerShell/Operational"
+# De-duplication works on slices of this many rows at most, so its memory does not grow with the case.
+DEDUP_BUCKET_ROWS = 400_000
 
 
 def _q(name: str) -> str:
@@ -229,16 +231,23 @@ def create_views(con: duckdb.DuckDBPyConnection, parquet_root: Path, materialise
         # small however many events the case holds.
         key = ("coalesce(CAST(record_id AS VARCHAR) || '@' || "
                "coalesce(CAST(epoch(date_trunc('second', ts)) AS VARCHAR), ''), dedup_key)")
-        con.execute(
-            f"""CREATE OR REPLACE TABLE duplicate_rows AS
-            WITH repeated AS (
-              SELECT hash(host, Channel, {key}) AS h FROM win_events_all GROUP BY h HAVING count(*) > 1)
-            SELECT evidence_id, seq FROM (
-              SELECT evidence_id, seq, row_number() OVER (
-                PARTITION BY host, Channel, {key} ORDER BY evidence_id, seq) AS rank
-              FROM win_events_all WHERE hash(host, Channel, {key}) IN (SELECT h FROM repeated))
-            WHERE rank > 1"""
-        ).fetchall()
+        con.execute("CREATE OR REPLACE TABLE duplicate_rows (evidence_id VARCHAR, seq BIGINT)")
+        total = con.execute("SELECT count(*) FROM win_events_all").fetchall()[0][0]
+        buckets = 1 + total // DEDUP_BUCKET_ROWS  # one slice of the hash space per pass
+        hashed = f"hash(host, Channel, {key})"
+        for bucket in range(buckets):
+            con.execute(
+                f"""INSERT INTO duplicate_rows
+                WITH repeated AS (
+                  SELECT {hashed} AS h FROM win_events_all WHERE {hashed} % {buckets} = {bucket}
+                  GROUP BY h HAVING count(*) > 1)
+                SELECT evidence_id, seq FROM (
+                  SELECT evidence_id, seq, row_number() OVER (
+                    PARTITION BY host, Channel, {key} ORDER BY evidence_id, seq) AS rank
+                  FROM win_events_all WHERE {hashed} % {buckets} = {bucket}
+                    AND {hashed} IN (SELECT h FROM repeated))
+                WHERE rank > 1"""
+            ).fetchall()
     con.execute(
         f"""CREATE OR REPLACE VIEW {WIN_EVENTS} AS
         SELECT * FROM win_events_all ANTI JOIN duplicate_rows USING (evidence_id, seq)"""
