@@ -45,7 +45,7 @@ def _scenario(name: str, factory: pytest.TempPathFactory) -> tuple[dict, dict, P
     return _RUNS[name]
 
 
-@pytest.fixture(params=["office", "clean", "blind"])
+@pytest.fixture(params=["office", "clean", "blind", "aftermath"])
 def scenario(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, dict, Path]:
     return _scenario(request.param, tmp_path_factory)
 
@@ -74,7 +74,7 @@ def test_every_simulated_host_matches_its_ground_truth(scenario: tuple[dict, dic
 
 def test_scenarios_exit_codes(scenario: tuple[dict, dict, Path]) -> None:
     truth, report, _ = scenario
-    expected = {"office": 4, "clean": 0, "blind": 3}[truth["scenario"]]
+    expected = {"office": 4, "clean": 0, "blind": 3, "aftermath": 4}[truth["scenario"]]
     assert report["summary"]["exit_code"] == expected
 
 
@@ -84,6 +84,9 @@ def test_office_report_evidence_is_specific(office: tuple[dict, dict, Path]) -> 
     rules = {e["rule_id"] for e in hosts["wks-06"]["evidence"]}
     assert "ioc:sha256:7986bbaee8940da11ce089383521ab420c443ab7b15ed42aed91fd31ce833896" in rules  # trojanized ffmpeg.dll loaded
     assert "rule:delay-file-manifest-written" in rules
+    c2 = {e["rule_id"]: e for e in hosts["wks-07"]["evidence"]}
+    assert "ioc:domain:akamaitechcloudservices.com" in c2 and c2["ioc:domain:akamaitechcloudservices.com"]["confidence"] == "high"
+    assert hosts["wks-07"]["confidence"] == "high"
     # clean 3CX clients load ffmpeg.dll and d3dcompiler_47.dll every day: never evidence by name
     for name in ("wks-01", "wks-02"):
         assert hosts[name]["evidence"] == []

@@ -61,6 +61,12 @@ C2_DOMAINS = {
     "akamaitechcloudservices.com", "azureonlinestorage.com", "glcloudservice.com", "msstorageazure.com",
     "msstorageboxes.com", "officestoragebox.com", "pbxcloudeservices.com", "visualstudiofactory.com",
 }
+#: When each scenario's logs were collected (every other scenario: the day the compromise became public).
+COLLECTION_ENDS = {"aftermath": "2023-04-20T17:00:00Z"}
+DEFAULT_COLLECTION_END = "2023-03-30T18:00:00Z"
+#: The GitHub dead drop (IconStorages/images) was taken down then: no C2 address can be learnt afterwards.
+GITHUB_TAKEDOWN = "2023-03-29T01:19:00Z"
+PACK_IOCS = Path(__file__).parents[1] / "src" / "turncoat" / "intel" / "packs" / "3cx-2023" / "iocs.csv"
 
 
 def _ts(text: str) -> datetime:
@@ -98,7 +104,7 @@ def _events(folder: Path) -> dict[str, dict[str, list[dict[str, Any]]]]:
 # -- public interface ------------------------------------------------------------------------------------
 
 def test_scenarios_are_described() -> None:
-    assert {"office", "clean", "blind"} <= set(SCENARIOS)
+    assert {"office", "clean", "blind", "aftermath"} <= set(SCENARIOS)
     assert all(isinstance(v, str) and v for v in SCENARIOS.values())
 
 
@@ -193,7 +199,8 @@ def test_ground_truth_covers_every_host(runs, scenario: str) -> None:
     on_disk = json.loads((folder / "ground-truth.json").read_text(encoding="utf-8"))
     assert on_disk == truth
     assert list(truth) == ["scenario", "seed", "collection_end", "hosts"]
-    assert truth["scenario"] == scenario and truth["seed"] == 7 and truth["collection_end"] == "2023-03-30T18:00:00Z"
+    assert truth["scenario"] == scenario and truth["seed"] == 7
+    assert truth["collection_end"] == COLLECTION_ENDS.get(scenario, DEFAULT_COLLECTION_END)
     names = [h["host"] for h in truth["hosts"]]
     assert names == sorted(names)
     assert set(names) == {p.name for p in (folder / "evidence").iterdir()}
@@ -219,9 +226,10 @@ def _is_app(image: str) -> bool:
     return image.lower().endswith("\\3cxdesktopapp.exe")
 
 
-def test_ground_truth_times_match_the_evidence(runs) -> None:
+@pytest.mark.parametrize("scenario", ["office", "aftermath"])
+def test_ground_truth_times_match_the_evidence(runs, scenario: str) -> None:
     """first_execution, first_c2 and the dormant/active split, re-derived from the raw events."""
-    folder, truth = runs["office"]
+    folder, truth = runs[scenario]
     events = _events(folder)
     for h in truth["hosts"]:
         sysmon = events[h["host"]].get("sysmon.ndjson", [])
@@ -257,7 +265,13 @@ def test_attack_traces_stay_on_their_hosts(runs) -> None:
             rank = order.index(h["verdict"])
             assert ("3CXDesktopApp-18.12.416" in blob) == (rank >= 2), h["host"]
             assert (FFMPEG_416 in blob) == (rank >= 3), h["host"]
-            assert any(d in blob for d in C2_DOMAINS) == (rank >= 4), h["host"]
+            sysmon = events[h["host"]].get("sysmon.ndjson", [])
+            dead_drop = [e for e in sysmon if e["winlog"]["event_id"] == "22" and _is_app(e["winlog"]["event_data"]["Image"])
+                         and e["winlog"]["event_data"]["QueryName"] == "raw.githubusercontent.com"]
+            assert bool(dead_drop) == (rank >= 4), h["host"]
+            # a C2 address is only learnt from the dead drop while it was up
+            learnt = rank >= 4 and h["first_c2"] < GITHUB_TAKEDOWN
+            assert any(d in blob for d in C2_DOMAINS) == learnt, h["host"]
             children = [e for e in events[h["host"]].get("sysmon.ndjson", []) if e["winlog"]["event_id"] == "1"
                         and _is_app(e["winlog"]["event_data"]["ParentImage"])
                         and e["winlog"]["event_data"]["Image"].lower().endswith("\\cmd.exe")]
@@ -275,6 +289,140 @@ def test_decoys_are_present(runs) -> None:
     assert teams_ffmpeg and not any(FFMPEG_416 in h for h in teams_ffmpeg)
     assert any(d.get("QueryName") == "raw.githubusercontent.com" and not _is_app(d["Image"]) for d in sysmon)
     assert any(d.get("FileVersion") == "18.11.1213" and _is_app(d.get("Image", "")) for d in sysmon)
+
+
+# -- aftermath: collected on 2023-04-20, after clean builds shipped and the dead drop was taken down ----
+
+def _data(events: list[dict[str, Any]], event_id: str) -> list[tuple[str, dict[str, str]]]:
+    return [(e["@timestamp"], e["winlog"]["event_data"]) for e in events if e["winlog"]["event_id"] == event_id]
+
+
+def _msi(events: list[dict[str, Any]], event_id: str) -> list[tuple[str, str]]:
+    """(time, version) of MsiInstaller 1033/1034 events for the 3CX Desktop App."""
+    return [(ts, d["param2"]) for ts, d in _data(events, event_id) if d.get("param1") == "3CX Desktop App"]
+
+
+def _app_versions(sysmon: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """(time, FileVersion) of every 3CXDesktopApp.exe main process start (not its Electron children)."""
+    return [(ts, d["FileVersion"]) for ts, d in _data(sysmon, "1") if _is_app(d["Image"]) and "--type=" not in d["CommandLine"]]
+
+
+def test_aftermath_is_deterministic(tmp_path: Path, runs) -> None:
+    folder, truth = runs["aftermath"]
+    again = simulate(tmp_path / "again", scenario="aftermath")
+    assert again == truth
+    assert _tree(tmp_path / "again") == _tree(folder)
+
+
+def test_aftermath_respects_its_collection_end(runs) -> None:
+    folder, truth = runs["aftermath"]
+    assert truth["collection_end"] == "2023-04-20T17:00:00Z"
+    stamps = [e["@timestamp"] for files in _events(folder).values() for ev in files.values() for e in ev]
+    assert min(stamps) >= "2022-11-01T00:00:00.000Z"
+    assert max(stamps) < "2023-04-20T17:00:00.000Z"
+    assert max(stamps) >= "2023-04-20T00:00:00.000Z"  # the evidence does reach the collection day
+    for h in truth["hosts"]:
+        for key in ("first_execution", "first_c2"):
+            assert h[key] is None or h[key] < truth["collection_end"]
+
+
+def test_aftermath_verdicts(runs) -> None:
+    _, truth = runs["aftermath"]
+    assert {h["host"]: h["verdict"] for h in truth["hosts"]} == {
+        "pc-01": "not-affected", "pc-02": "not-affected", "pc-03": "c2-contact", "pc-04": "c2-contact",
+        "pc-05": "no-evidence",
+    }
+
+
+def test_aftermath_clean_builds_are_present(runs) -> None:
+    """18.12.422 arrives through the app's updater, 18.12.425 by MSI, and both run."""
+    folder, _ = runs["aftermath"]
+    events = _events(folder)
+    pc01 = events["pc-01"]["sysmon.ndjson"]
+    updates = [(ts, d) for ts, d in _data(pc01, "1") if d["Image"].lower().endswith("\\3cxdesktopapp\\app\\update.exe")]
+    assert len(updates) == 1
+    ts, d = updates[0]
+    assert ts.startswith("2023-03-31")
+    assert d["CommandLine"].endswith('" --update https://cabinet-dupont.my3cx.fr/electron/update/win32/18.12')
+    assert _is_app(d["ParentImage"])
+    assert any(f["TargetFilename"].endswith("\\packages\\3CXDesktopApp-18.12.422-full.nupkg") for _, f in _data(pc01, "11"))
+    versions = _app_versions(pc01)
+    assert {v for t, v in versions if t < ts} == {"18.11.1213"}
+    assert {v for t, v in versions if t > ts} == {"18.12.422"}
+    assert "application.ndjson" not in events["pc-01"] or not _msi(events["pc-01"]["application.ndjson"], "1033")
+
+    for host in ("pc-02", "pc-03"):
+        installed = _msi(events[host]["application.ndjson"], "1033")
+        assert [(t[:10], v) for t, v in installed if v == "18.12.425"] == [("2023-04-05", "18.12.425")], host
+        assert {v for t, v in _app_versions(events[host]["sysmon.ndjson"]) if t >= "2023-04-05T23"} == {"18.12.425"}, host
+    # pc-02: a major upgrade over 18.11.1213 removes the old product first
+    assert [(t[:10], v) for t, v in _msi(events["pc-02"]["application.ndjson"], "1034")] == [("2023-04-05", "18.11.1213")]
+
+
+def test_aftermath_clean_builds_carry_no_indicator(runs) -> None:
+    """18.12.422/425's exe, ffmpeg.dll and d3dcompiler_47.dll hashes are stand-ins, never in the pack."""
+    folder, _ = runs["aftermath"]
+    with PACK_IOCS.open(encoding="utf-8") as f:
+        iocs = {line.split(",")[1].lower() for line in f if line.split(",")[0] in ("sha256", "sha1", "md5")}
+    ffmpeg: dict[str, set[str]] = {}
+    checked = 0
+    for files in _events(folder).values():
+        sysmon = files.get("sysmon.ndjson", [])
+        clean = {d["ProcessGuid"]: d["FileVersion"] for _, d in _data(sysmon, "1")
+                 if _is_app(d["Image"]) and d["FileVersion"] in ("18.12.422", "18.12.425")}
+        rows = [d for _, d in _data(sysmon, "1") if d["ProcessGuid"] in clean]
+        rows += [d for _, d in _data(sysmon, "7") if d["ProcessGuid"] in clean]
+        checked += len(rows)
+        for d in rows:
+            digests = {part.split("=")[1].lower() for part in d["Hashes"].split(",")}
+            assert not digests & iocs, d
+            if d.get("ImageLoaded", "").endswith("\\ffmpeg.dll"):
+                ffmpeg.setdefault(clean[d["ProcessGuid"]], set()).add(d["Hashes"])
+    assert checked and set(ffmpeg) == {"18.12.422", "18.12.425"} and all(len(v) == 1 for v in ffmpeg.values())
+    assert ffmpeg["18.12.422"] != ffmpeg["18.12.425"]  # each build ships its own ffmpeg.dll
+
+
+def test_aftermath_cleaned_host(runs) -> None:
+    """pc-03: 18.12.416 from 2023-03-13, uninstalled 2023-03-30, clean 18.12.425 by MSI on 2023-04-05."""
+    folder, truth = runs["aftermath"]
+    files = _events(folder)["pc-03"]
+    h = next(h for h in truth["hosts"] if h["host"] == "pc-03")
+    assert h["first_execution"].startswith("2023-03-13") and h["first_c2"] >= h["activation_eta"]
+    app = files["application.ndjson"]
+    assert [(t[:10], v) for t, v in _msi(app, "1034")] == [("2023-03-13", "18.11.1213"), ("2023-03-30", "18.12.416")]
+    removal = [t for t, d in _data(app, "11724") if t.startswith("2023-03-30")]
+    assert len(removal) == 1 and removal[0] < _msi(app, "1034")[1][0]
+    sysmon = files["sysmon.ndjson"]
+    uninstall = [t for t, d in _data(sysmon, "1") if d["CommandLine"].startswith("MsiExec.exe /X{")]
+    assert len(uninstall) == 1 and uninstall[0].startswith("2023-03-30") and uninstall[0] < removal[0]
+    versions = _app_versions(sysmon)
+    assert max(t for t, v in versions if v == "18.12.416") < removal[0]
+    assert not [t for t, v in versions if removal[0] < t < "2023-04-05"]  # no client between the two
+    assert all(v == "18.12.425" for t, v in versions if t > removal[0])
+    contacts = [(t, d["QueryName"]) for t, d in _data(sysmon, "22") if _is_app(d["Image"])
+                and d["QueryName"] in C2_DOMAINS | {"raw.githubusercontent.com"}]
+    assert contacts[0] == (contacts[0][0], "raw.githubusercontent.com") and contacts[0][0][:19] + "Z" == h["first_c2"]
+    assert max(t for t, _ in contacts) < removal[0]
+    # after the takedown the implant still fetches the dead drop, but learns no C2 from it
+    assert any(t > GITHUB_TAKEDOWN for t, q in contacts if q == "raw.githubusercontent.com")
+    assert all(t < GITHUB_TAKEDOWN for t, q in contacts if q in C2_DOMAINS)
+
+
+def test_aftermath_late_activation_after_takedown(runs) -> None:
+    """pc-04: first run 2023-03-28, machine off until 2023-04-18, then the dead drop is queried (too late)."""
+    folder, truth = runs["aftermath"]
+    files = _events(folder)["pc-04"]
+    h = next(h for h in truth["hosts"] if h["host"] == "pc-04")
+    assert h["first_execution"].startswith("2023-03-28")
+    assert h["activation_eta"] < h["first_c2"] and h["first_c2"].startswith("2023-04-18")
+    every = sorted(e["@timestamp"] for ev in files.values() for e in ev)
+    assert not [t for t in every if "2023-03-29" <= t < "2023-04-18"]  # powered off
+    sysmon = files["sysmon.ndjson"]
+    queries = [(t, d["QueryName"]) for t, d in _data(sysmon, "22") if _is_app(d["Image"])]
+    fetches = [t for t, q in queries if q == "raw.githubusercontent.com"]
+    assert fetches and fetches[0][:19] + "Z" == h["first_c2"]
+    assert not any(q in C2_DOMAINS for _, q in queries)
+    assert not any(d in json.dumps(e) for e in sysmon for d in C2_DOMAINS)
 
 
 # -- hand-written fixtures -------------------------------------------------------------------------------

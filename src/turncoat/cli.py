@@ -14,6 +14,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 
 from turncoat import __version__
@@ -33,6 +34,7 @@ app.add_typer(intel_app, name="intel")
 err = Console(stderr=True)
 out = Console()
 ISSUES_URL = "the project's issue tracker"
+MAX_MESSAGES = 25  # problems printed while ingesting; the manifest keeps them all
 
 
 class UsageError(Exception):
@@ -66,8 +68,11 @@ def _ingest(evidence: list[Path], case_dir: Path, workers: int) -> None:
             progress.update(task, completed=done, total=total, item=item[-60:])
 
         result = pipeline.ingest(evidence, case_dir, workers=workers, progress=advance)
-    for message in result.messages:
-        err.print(f"[yellow]![/yellow] {message}", markup=True, highlight=False, soft_wrap=True)
+    for message in result.messages[:MAX_MESSAGES]:
+        err.print(f"[yellow]![/yellow] {escape(message)}", markup=True, highlight=False, soft_wrap=True)
+    if len(result.messages) > MAX_MESSAGES:
+        err.print(f"[yellow]![/yellow] … and {len(result.messages) - MAX_MESSAGES} more: every problem, with its "
+                  f"file and position, is in {escape(str(case_dir / 'manifest.json'))}")
     items = result.manifest["items"]
     records = sum(i.get("records", 0) for i in items)
     err.print(f"ingested {result.new_items} new item(s), {result.skipped} already in the case, "
@@ -134,7 +139,7 @@ def query(case: CaseArg, sql: Annotated[str, typer.Argument(help="SQL over the c
 
 @app.command()
 def simulate(output: Annotated[Path, typer.Argument(help="Folder to write the synthetic evidence to.")],
-             scenario: Annotated[str, typer.Option("--scenario", help="office, clean or blind.")] = "office",
+             scenario: Annotated[str, typer.Option("--scenario", help="office, clean, blind or aftermath.")] = "office",
              scale: Annotated[int, typer.Option("--scale", min=1, help="Multiply the office N times.")] = 1,
              seed: Annotated[int, typer.Option("--seed")] = 7) -> None:
     """Write a synthetic small office's evidence and its ground truth (for demos, tests, benchmarks)."""

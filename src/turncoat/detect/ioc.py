@@ -101,7 +101,7 @@ def _observable_sql(obs: Observable, campaign: str) -> str:
         return f"{select} FROM {obs.view} v JOIN iocs i ON {typed} AND contains({value}, i.value) WHERE v.{field} IS NOT NULL"
     # domain: every suffix of the observed name (a.b.c → a.b.c, b.c, c) equi-joined to the indicators
     return (
-        f"{select} FROM (SELECT *, array_to_string(list_slice(string_split({value}, '.'), k, NULL), '.') AS suffix "
+        f"{select} FROM (SELECT *, array_to_string(list_slice(string_split({value}, '.'), k, len(string_split({value}, '.'))), '.') AS suffix "
         f"FROM (SELECT *, unnest(generate_series(1, len(string_split({value}, '.')))) AS k FROM {obs.view} "
         f"WHERE {field} IS NOT NULL)) v JOIN iocs i ON {typed} AND v.suffix = i.value"
     )

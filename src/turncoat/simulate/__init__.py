@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from . import scenarios, writer
-from .clock import COLLECTION_END, iso_s
+from .clock import iso_s
 from .host import simulate_host
 
 #: Scenario name -> one-line description.
@@ -31,6 +31,7 @@ def simulate(out: Path, scenario: str = "office", scale: int = 1, seed: int = 7)
     leftover host from another run would silently join the evidence).
     """
     specs = scenarios.hosts(scenario, scale)
+    span = scenarios.span(scenario)
     out = Path(out)
     evidence = out / "evidence"
     if evidence.exists() and any(evidence.iterdir()):
@@ -38,13 +39,13 @@ def simulate(out: Path, scenario: str = "office", scale: int = 1, seed: int = 7)
     evidence.mkdir(parents=True, exist_ok=True)
     hosts = []
     for index, spec in enumerate(specs):  # one host at a time: memory stays flat whatever the scale
-        result = simulate_host(spec, scenario, seed, index)
+        result = simulate_host(spec, scenario, seed, index, span)
         writer.write_host(evidence, result.short, result.seed_key, result.events)
         hosts.append(result.truth)
     truth = {
         "scenario": scenario,
         "seed": seed,
-        "collection_end": iso_s(COLLECTION_END),
+        "collection_end": iso_s(span.end),
         "hosts": sorted(hosts, key=lambda h: h["host"]),
     }
     writer.write_ground_truth(out / "ground-truth.json", truth)

@@ -4,10 +4,16 @@ installed → armed (first run: trojanized DLLs loaded, `manifest` written, 7-da
 → c2 (each run after the sleep fetches an icon from GitHub, then beacons to the C2 it decodes)
 → payload (the operator runs commands through the app) or stolen (the ICONIC stealer copies browser
 history). A host's verdict names the last stage it reaches; `STAGES` maps verdicts to functions.
+
+Each stage is played once per host (a later stage asking for an earlier one gets the same `Progress`),
+so `arrive` can put the trojanized build in place first, `host.py` can then play the host's own later
+3CX steps (an uninstall, a clean reinstall), and `play` carries on from there once every change to the
+client is known.
 """
 
 from __future__ import annotations
 
+import functools
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,6 +46,17 @@ class Progress:
         return None if self.first_execution is None else self.first_execution + DORMANCY
 
 
+def _once(stage: Callable[[HostCtx, Compromise], Progress]) -> Callable[[HostCtx, Compromise], Progress]:
+    """Play a stage at most once per host; asking again returns its `Progress`."""
+    @functools.wraps(stage)
+    def played(ctx: HostCtx, c: Compromise) -> Progress:
+        if stage.__name__ not in ctx.stages:
+            ctx.stages[stage.__name__] = stage(ctx, c)
+        return ctx.stages[stage.__name__]
+    return played
+
+
+@_once
 def installed(ctx: HostCtx, c: Compromise) -> Progress:
     """18.12.416 lands on disk. Defender may flag its ffmpeg.dll (an alert the user dismissed)."""
     inst = threecx.install(ctx, TROJANIZED, c.installed, c.via)
@@ -48,6 +65,7 @@ def installed(ctx: HostCtx, c: Compromise) -> Progress:
     return Progress(installed=inst)
 
 
+@_once
 def armed(ctx: HostCtx, c: Compromise) -> Progress:
     """The installer launches the new build: ffmpeg.dll side-loads, reads d3dcompiler_47.dll, writes
     `manifest` (the start of its sleep). The client then autostarts at every logon."""
@@ -55,14 +73,13 @@ def armed(ctx: HostCtx, c: Compromise) -> Progress:
     rng = ctx.rng_for("attack:armed")
     assert p.installed is not None
     at = early_in_second(rng, after(rng, p.installed.done_at, 2, 8))
-    threecx.launch(ctx, TROJANIZED, at, p.installed.installer)
-    first = threecx.first_launch(ctx, TROJANIZED)
-    assert first is not None and first.start == at
-    ctx.rec.file_create(after(rng, at, 2, 6), first.proc, threecx.MANIFEST_PATH.replace("{home}", ctx.host.home))
+    first = threecx.launch(ctx, TROJANIZED, at, p.installed.installer)
+    ctx.rec.file_create(after(rng, at, 2, 6), first, threecx.MANIFEST_PATH.replace("{home}", ctx.host.home))
     p.first_execution = floor_second(at)
     return p
 
 
+@_once
 def c2(ctx: HostCtx, c: Compromise) -> Progress:
     """After the sleep, every run of the client resolves raw.githubusercontent.com, fetches an icon, and
     beacons every few hours (with jitter) to the C2 decoded from it, as long as the client runs."""
@@ -88,6 +105,7 @@ def c2(ctx: HostCtx, c: Compromise) -> Progress:
     return p
 
 
+@_once
 def payload(ctx: HostCtx, c: Compromise) -> Progress:
     """The operator runs a reconnaissance shell through the client: cmd.exe as its child."""
     p = c2(ctx, c)
@@ -106,6 +124,7 @@ def payload(ctx: HostCtx, c: Compromise) -> Progress:
     return p
 
 
+@_once
 def stolen(ctx: HostCtx, c: Compromise) -> Progress:
     """The ICONIC stealer is dropped in Temp, loaded by the client, copies the browsers' history to
     `History.old`, and the result leaves by the C2 channel."""
@@ -131,6 +150,15 @@ STAGES: dict[str, Callable[[HostCtx, Compromise], Progress]] = {
     "payload": payload,
     "data-stolen": stolen,
 }
+
+
+def arrive(ctx: HostCtx) -> None:
+    """Play the stages that change what is installed and launched: `installed`, and `armed` for any
+    verdict past it (nothing for clean hosts). Later stages only need the client's runs."""
+    spec = ctx.spec
+    if spec.compromise is None:
+        return
+    (installed if spec.verdict == "vulnerable-installed" else armed)(ctx, spec.compromise)
 
 
 def play(ctx: HostCtx) -> Progress:

@@ -1,6 +1,8 @@
 """Time for the simulator: the evidence span, the office calendar, and the time formats Windows logs use.
 
-Every instant is UTC, built from the constants below and a seeded `random.Random`, never from the wall
+The span (first instant of evidence, collection instant) belongs to a scenario: most are collected on
+2023-03-30 (`DEFAULT_SPAN`), when the compromise became public; an "aftermath" collection weeks later
+needs its own. Every instant is UTC, built from the constants below and a seeded `random.Random`, never from the wall
 clock, so two runs with the same arguments write the same bytes. Instants carry whole milliseconds only,
 because that is the resolution of Sysmon's `UtcTime` and of Winlogbeat's `@timestamp`.
 """
@@ -8,6 +10,7 @@ because that is the resolution of Sysmon's `UtcTime` and of Winlogbeat's `@times
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from enum import Enum
 
@@ -15,13 +18,36 @@ UTC = timezone.utc
 
 #: First instant of evidence (the oldest record still in the logs).
 EVIDENCE_START = datetime(2022, 11, 1, tzinfo=UTC)
-#: When the logs were collected; no event is at or after this instant.
+#: When the logs of the default span were collected; no event is at or after this instant.
 COLLECTION_END = datetime(2023, 3, 30, 18, 0, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Span:
+    """The evidence of one collection: from `start` (the oldest record kept) up to `end` (excluded),
+    the instant the logs were collected."""
+
+    start: datetime
+    end: datetime
+
+    def __post_init__(self) -> None:
+        if not self.start < self.end:
+            raise ValueError(f"empty evidence span {self.start}..{self.end}")
+
+    def __contains__(self, ts: datetime) -> bool:
+        return self.start <= ts < self.end
+
+
+#: The span of the scenarios collected when the compromise became public.
+DEFAULT_SPAN = Span(EVIDENCE_START, COLLECTION_END)
 
 #: The office is closed and the machines are off (no event at all) on these days, inclusive.
 CHRISTMAS_BREAK = (date(2022, 12, 24), date(2022, 12, 27))
 #: French public holidays in the span: machines stay on, nobody works (like a weekend).
-PUBLIC_HOLIDAYS = frozenset({date(2022, 11, 1), date(2022, 11, 11), date(2022, 12, 25), date(2023, 1, 1)})
+PUBLIC_HOLIDAYS = frozenset({
+    date(2022, 11, 1), date(2022, 11, 11), date(2022, 12, 25), date(2023, 1, 1),
+    date(2023, 4, 10), date(2023, 5, 1), date(2023, 5, 8),  # Easter Monday, Labour Day, Victory in Europe Day
+})
 
 
 class DayKind(Enum):
@@ -32,9 +58,9 @@ class DayKind(Enum):
     OFF = "off"  # machines off: nothing at all (record ids still continue the next day)
 
 
-def calendar() -> list[date]:
+def calendar(span: Span = DEFAULT_SPAN) -> list[date]:
     """Every day of the evidence span, in order."""
-    first, last = EVIDENCE_START.date(), COLLECTION_END.date()
+    first, last = span.start.date(), span.end.date()
     return [first + timedelta(days=i) for i in range((last - first).days + 1)]
 
 
@@ -68,10 +94,10 @@ def local(day: date, hours: float) -> datetime:
     return datetime.combine(day, time(), UTC) + timedelta(milliseconds=ms) - paris_offset(day)
 
 
-def day_bounds(day: date) -> tuple[datetime, datetime]:
+def day_bounds(day: date, span: Span = DEFAULT_SPAN) -> tuple[datetime, datetime]:
     """UTC start and end of a calendar day, cut to the evidence span."""
     start = datetime.combine(day, time(), UTC)
-    return max(start, EVIDENCE_START), min(start + timedelta(days=1), COLLECTION_END)
+    return max(start, span.start), min(start + timedelta(days=1), span.end)
 
 
 def between(rng: random.Random, start: datetime, end: datetime) -> datetime:

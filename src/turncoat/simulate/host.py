@@ -1,8 +1,9 @@
 """Simulate one host from its spec: plan, attack, fill in the ordinary days, state the truth.
 
 The order matters and is fixed here: sessions first (everything hangs off them), then every install and
-launch of the 3CX client (clean or not), then the attack stages that need the client's runs, then the
-runs' own events, then the noise.
+launch of the 3CX client (clean or not; the trojanized build's, then the host's later steps such as an
+uninstall or a clean update, which need to know what they replace), then the attack stages that need
+the client's runs, then the runs' own events, then the noise.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 from . import attack, catalog, noise, sessions, threecx
 from .actors import HostId, ProcFactory
-from .clock import COLLECTION_END, UTC, after, early_in_second, iso_s
+from .clock import UTC, Span, after, early_in_second, iso_s
 from .context import HostCtx
 from .recorder import Recorded, Recorder, Sources
 from .scenarios import HostSpec, Telemetry
@@ -28,24 +29,26 @@ class HostResult:
     truth: dict[str, Any]
 
 
-def simulate_host(spec: HostSpec, scenario: str, seed: int, index: int) -> HostResult:
+def simulate_host(spec: HostSpec, scenario: str, seed: int, index: int, span: Span) -> HostResult:
     seed_key = f"{seed}:{scenario}:{spec.name}"
     host = HostId(spec.name, ip=f"192.168.{10 + index // 200}.{20 + index % 200}", user=spec.user, rid=1104 + index)
-    rec = Recorder(host, _sources(spec.telemetry), random.Random(f"{seed_key}:recorder"))
+    rec = Recorder(host, _sources(spec.telemetry), random.Random(f"{seed_key}:recorder"), span)
     procs = ProcFactory(host, random.Random(f"{seed_key}:procs"))
     svchost = catalog.SVCHOST.template
     ctx = HostCtx(
-        spec=spec, host=host, seed_key=seed_key, rec=rec, procs=procs,
+        spec=spec, host=host, seed_key=seed_key, span=span, rec=rec, procs=procs,
         services=procs.system(catalog.SERVICES.template, "C:\\Windows\\system32\\services.exe"),
         scheduler=procs.system(svchost, "C:\\Windows\\system32\\svchost.exe -k netsvcs -p -s Schedule"),
         dns_client=procs.system(svchost, "C:\\Windows\\system32\\svchost.exe -k NetworkService -p -s Dnscache"),
     )
     sessions.plan(ctx)
     _clean_client(ctx)
+    attack.arrive(ctx)
+    _app_steps(ctx)
     progress = attack.play(ctx)
     threecx.emit_runs(ctx)
     noise.emit(ctx)
-    _check(spec, progress)
+    _check(spec, progress, span)
     return HostResult(spec.name, seed_key, rec.events, _truth(spec, progress))
 
 
@@ -68,12 +71,22 @@ def _clean_client(ctx: HostCtx) -> None:
     threecx.launch(ctx, threecx.CLEAN, early_in_second(rng, after(rng, inst.done_at, 2, 8)), inst.installer)
 
 
-def _check(spec: HostSpec, p: attack.Progress) -> None:
+def _app_steps(ctx: HostCtx) -> None:
+    """The host's later changes to its 3CX client, in date order: clean updates, installs, uninstalls."""
+    for step in ctx.spec.app_steps:
+        if step.action == "uninstall":
+            threecx.uninstall(ctx, step.day)
+        else:
+            assert step.version is not None
+            threecx.install_and_launch(ctx, threecx.CLEAN_BUILDS[step.version], step.day, step.action)
+
+
+def _check(spec: HostSpec, p: attack.Progress, span: Span) -> None:
     """A spec whose dates contradict its verdict is a bug in the scenario table: fail loudly."""
     reached_c2 = p.first_c2 is not None
     if spec.verdict in ("c2-contact", "payload", "data-stolen") and not reached_c2:
         raise ValueError(f"{spec.name}: verdict {spec.verdict} but no C2 contact before collection")
-    if spec.verdict == "armed-dormant" and p.activation_eta is not None and p.activation_eta < COLLECTION_END:
+    if spec.verdict == "armed-dormant" and p.activation_eta is not None and p.activation_eta < span.end:
         raise ValueError(f"{spec.name}: armed-dormant but activation is due before collection")
 
 

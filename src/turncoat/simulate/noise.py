@@ -14,7 +14,7 @@ from datetime import date, datetime, timedelta
 
 from . import catalog
 from .actors import Proc
-from .clock import COLLECTION_END, DayKind, after, between, calendar, day_bounds, day_kind
+from .clock import DayKind, after, between, calendar, day_bounds
 from .context import HostCtx
 from .pe import Binary
 from .sessions import Session
@@ -24,8 +24,8 @@ def emit(ctx: HostCtx) -> None:
     """Every day's benign events for the host."""
     rng = ctx.rng_for("noise")
     package_days = _plan_packages(ctx, rng)
-    for index, day in enumerate(calendar()):
-        if day_kind(day) is DayKind.OFF:
+    for index, day in enumerate(calendar(ctx.span)):
+        if ctx.day_kind(day) is DayKind.OFF:
             continue
         _background(ctx, day, index, rng)
         session = ctx.sessions.get(day)
@@ -50,8 +50,8 @@ def _start(ctx: HostCtx, t: datetime, proc: Proc, parent: Proc, binary: Binary) 
 
 def _background(ctx: HostCtx, day: date, index: int, rng: random.Random) -> None:
     rec, procs = ctx.rec, ctx.procs
-    start, end = day_bounds(day)
-    end = min(end, COLLECTION_END - timedelta(minutes=5))  # room for follow-up events before collection
+    start, end = day_bounds(day, ctx.span)
+    end = min(end, ctx.span.end - timedelta(minutes=5))  # room for follow-up events before collection
 
     t = between(rng, start, end)
     gu = catalog.GOOGLE_UPDATE

@@ -16,7 +16,7 @@ from typing import Any
 
 from . import winlog
 from .actors import DOMAIN, SYSTEM_SID, HostId, Proc
-from .clock import COLLECTION_END, EVIDENCE_START, sysmon_time
+from .clock import Span, sysmon_time
 from .pe import Binary
 from .winlog import Channel, Origin
 
@@ -48,9 +48,10 @@ Recorded = tuple[datetime, int, dict[str, Any]]
 class Recorder:
     """Collects one host's events per channel."""
 
-    def __init__(self, host: HostId, sources: Sources, rng: random.Random) -> None:
+    def __init__(self, host: HostId, sources: Sources, rng: random.Random, span: Span) -> None:
         self.host = host
         self.sources = sources
+        self.span = span
         self.events: dict[str, list[Recorded]] = {}
         self._rng = rng
         self._seq = 0
@@ -61,7 +62,7 @@ class Recorder:
     # -- plumbing -----------------------------------------------------------------------------------
 
     def _add(self, channel: Channel, ts: datetime, event_id: int, data: dict[str, str], origin: Origin) -> None:
-        if not EVIDENCE_START <= ts < COLLECTION_END:
+        if ts not in self.span:
             raise ValueError(f"{self.host.short}: event {event_id} at {ts} is outside the evidence span")
         event = winlog.envelope(channel, self.host.fqdn, ts, event_id, data, origin)
         self.events.setdefault(channel.key, []).append((ts, self._seq, event))

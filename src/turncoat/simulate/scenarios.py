@@ -1,16 +1,18 @@
 """Scenarios as data: which hosts an office has, what each one logged, and what happened to it.
 
-A scenario is a tuple of `HostSpec`; adding one means adding an entry to `_SCENARIOS` (and a line to
-`DESCRIPTIONS`). A host's fate is its `verdict`, and for the compromised ones a `Compromise` giving the
-dates of each stage; `attack.py` has one function per stage and runs the one the verdict names.
+A scenario is a `Scenario`: its hosts (`HostSpec`), a description, and its evidence span (when the logs
+start and when they were collected); adding one means adding an entry to `_SCENARIOS`. A host's fate is
+its `verdict`, and for the compromised ones a `Compromise` giving the dates of each stage; `attack.py`
+has one function per stage and runs the one the verdict names. What else happens to the host's 3CX
+client (a clean update, an uninstall, a clean reinstall) is a list of `AppStep`s.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import date
+from datetime import date, datetime
 
-from .clock import EVIDENCE_START
+from .clock import DEFAULT_SPAN, EVIDENCE_START, UTC, Span
 
 VERDICTS = (
     "not-affected", "no-evidence", "vulnerable-installed", "armed-dormant", "c2-contact", "payload", "data-stolen",
@@ -51,6 +53,25 @@ class Compromise:
     defender_alert: bool = False
 
 
+#: Clean Windows builds a step may install: the last one before the incident and the two after it.
+CLEAN_VERSIONS = ("18.11.1213", "18.12.422", "18.12.425")
+_STEP_ACTIONS = ("update", "msi", "uninstall")
+
+
+@dataclass(frozen=True)
+class AppStep:
+    """Something done to the host's 3CX client on `day`, after its first install (and the compromise's):
+
+    "update": the running client's Squirrel updater pulls clean `version` from the PBX and relaunches it;
+    "msi": clean `version` installed by MSI (over the installed build, if any: a major upgrade);
+    "uninstall": the installed build removed through Windows Installer (the running client is closed).
+    """
+
+    day: date
+    action: str
+    version: str | None = None
+
+
 @dataclass(frozen=True)
 class HostSpec:
     name: str
@@ -61,6 +82,18 @@ class HostSpec:
     clean_app: CleanApp | None = None
     compromise: Compromise | None = None
     browser: str = "chrome"
+    app_steps: tuple[AppStep, ...] = ()  # in date order
+    powered_off: tuple[tuple[date, date], ...] = ()  # inclusive ranges of days the machine stayed off
+
+    def is_off(self, day: date) -> bool:
+        return any(first <= day <= last for first, last in self.powered_off)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    hosts: tuple[HostSpec, ...]
+    description: str
+    span: Span = DEFAULT_SPAN  # evidence from span.start; logs collected at span.end
 
 
 SYSMON_EVERYWHERE = Telemetry()
@@ -119,22 +152,64 @@ _BLIND: tuple[HostSpec, ...] = (
              clean_app=CleanApp(), story="no Sysmon; Security 4688 only from 2023-02-15 (log rolled over)"),
 )
 
-_SCENARIOS: dict[str, tuple[HostSpec, ...]] = {"office": _OFFICE, "clean": _CLEAN, "blind": _BLIND}
+#: Collected three weeks after the disclosure, once 3CX had shipped clean builds (18.12.422 on
+#: 2023-03-31, 18.12.425 on 2023-04-04) and the GitHub dead drop was gone (2023-03-29 01:19 UTC).
+AFTERMATH_SPAN = Span(EVIDENCE_START, datetime(2023, 4, 20, 17, 0, tzinfo=UTC))
 
-DESCRIPTIONS: dict[str, str] = {
-    "office": "French law office, 9 workstations, one per verdict (Nov 2022 - 30 Mar 2023)",
-    "clean": "3 workstations with full telemetry and only clean 3CX builds: all not-affected",
-    "blind": "3 workstations whose logs cannot clear them (logons only, late Sysmon, late 4688): all no-evidence",
+_AFTERMATH: tuple[HostSpec, ...] = (
+    HostSpec("pc-01", "c.dupont", "not-affected", clean_app=CleanApp(),
+             app_steps=(AppStep(date(2023, 3, 31), "update", "18.12.422"),),
+             story="Sysmon over the whole span; clean 18.11.1213, updated from the PBX by the app's updater "
+                   "to clean 18.12.422 on 2023-03-31"),
+    HostSpec("pc-02", "m.bernard", "not-affected", clean_app=CleanApp(), browser="msedge",
+             app_steps=(AppStep(date(2023, 4, 5), "msi", "18.12.425"),),
+             story="Sysmon over the whole span; clean 18.11.1213 replaced by clean 18.12.425 (MSI major "
+                   "upgrade) on 2023-04-05"),
+    HostSpec("pc-03", "s.petit", "c2-contact", clean_app=CleanApp(),
+             compromise=Compromise(installed=date(2023, 3, 13), c2_domains=("glcloudservice.com",)),
+             app_steps=(AppStep(date(2023, 3, 30), "uninstall"), AppStep(date(2023, 4, 5), "msi", "18.12.425")),
+             story="18.11.1213 upgraded by MSI to 18.12.416 on 2023-03-13; GitHub then C2 from 2023-03-20 (GitHub "
+                   "only after the takedown); 18.12.416 uninstalled 2023-03-30; clean 18.12.425 by MSI 2023-04-05"),
+    HostSpec("pc-04", "l.moreau", "c2-contact", telemetry=Telemetry(defender=False),
+             compromise=Compromise(installed=date(2023, 3, 28)),
+             powered_off=((date(2023, 3, 29), date(2023, 4, 17)),),
+             story="18.12.416 installed and first run 2023-03-28; machine off until 2023-04-18, when the implant, "
+                   "past its activation date, queries the dead drop, gone since 2023-03-29: no C2 learnt; "
+                   "no Defender log (third-party antivirus)"),
+    HostSpec("pc-05", "j.laurent", "no-evidence", telemetry=LOGONS_ONLY,
+             story="only Security 4624 logons: no process telemetry at all"),
+)
+
+_SCENARIOS: dict[str, Scenario] = {
+    "office": Scenario(_OFFICE, "French law office, 9 workstations, one per verdict (Nov 2022 - 30 Mar 2023)"),
+    "clean": Scenario(_CLEAN, "3 workstations with full telemetry and only clean 3CX builds: all not-affected"),
+    "blind": Scenario(_BLIND, "3 workstations whose logs cannot clear them (logons only, late Sysmon, late 4688): "
+                              "all no-evidence"),
+    "aftermath": Scenario(_AFTERMATH, "5 workstations collected on 20 Apr 2023: clean 18.12.422/425 updates, a host "
+                                      "cleaned after C2, a late activation after the dead drop's takedown",
+                          AFTERMATH_SPAN),
 }
+
+DESCRIPTIONS: dict[str, str] = {name: s.description for name, s in _SCENARIOS.items()}
+
+
+def _known(scenario: str) -> Scenario:
+    if scenario not in _SCENARIOS:
+        raise ValueError(f"unknown scenario {scenario!r}; known: {', '.join(sorted(_SCENARIOS))}")
+    return _SCENARIOS[scenario]
+
+
+def span(scenario: str) -> Span:
+    """The scenario's evidence span: its logs start at `.start` and were collected at `.end`."""
+    return _known(scenario).span
 
 
 def hosts(scenario: str, scale: int = 1) -> tuple[HostSpec, ...]:
     """The scenario's hosts, `scale` times over with unique names ("wks-01" … "wks-18" for scale 2)."""
-    if scenario not in _SCENARIOS:
-        raise ValueError(f"unknown scenario {scenario!r}; known: {', '.join(sorted(_SCENARIOS))}")
+    known = _known(scenario)
     if scale < 1:
         raise ValueError(f"scale must be >= 1, not {scale}")
-    base = _SCENARIOS[scenario]
+    base = known.hosts
     if scale == 1:
         return base
     total = len(base) * scale
@@ -149,11 +224,21 @@ def hosts(scenario: str, scale: int = 1) -> tuple[HostSpec, ...]:
 def _check() -> None:
     """Fail at import, not mid-simulation, if a scenario is inconsistent."""
     assert DESCRIPTIONS.keys() == _SCENARIOS.keys()
-    for specs in _SCENARIOS.values():
+    for scenario in _SCENARIOS.values():
+        specs, first, last = scenario.hosts, scenario.span.start.date(), scenario.span.end.date()
         assert len({s.name for s in specs}) == len(specs)
         for s in specs:
             assert s.verdict in VERDICTS, s
             assert (s.compromise is not None) == (VERDICTS.index(s.verdict) >= 2), s
+            days = [step.day for step in s.app_steps]
+            assert days == sorted(days) and all(first <= d <= last for d in days), s
+            assert all(not s.is_off(d) for d in days), s
+            for step in s.app_steps:
+                assert step.action in _STEP_ACTIONS, step
+                assert (step.version in CLEAN_VERSIONS) if step.action != "uninstall" else step.version is None, step
+            if s.compromise is not None:
+                assert first <= s.compromise.installed <= last and not s.is_off(s.compromise.installed), s
+                assert all(d > s.compromise.installed for d in days), s
 
 
 _check()

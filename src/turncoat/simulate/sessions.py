@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta
 
 from . import catalog
 from .actors import Logon, Proc
-from .clock import COLLECTION_END, DayKind, after, calendar, day_kind, early_in_second, local
+from .clock import DayKind, after, calendar, day_kind, early_in_second, local
 from .context import HostCtx
 
 #: Weeks (their Mondays) in which a user may take a week off: winter, well before the attacks.
@@ -43,14 +43,16 @@ def plan(ctx: HostCtx) -> None:
     if rng.random() < 0.5:
         monday = rng.choice(_VACATION_WEEKS)
         away = {monday + timedelta(days=i) for i in range(5)}
-    for day in calendar():
-        if day_kind(day) is DayKind.WORK and day not in away:
+    for day in calendar(ctx.span):
+        if ctx.day_kind(day) is DayKind.WORK and day not in away:
             ctx.sessions[day] = _new(ctx, day, rng)
 
 
 def ensure(ctx: HostCtx, day: date) -> Session:
     """The session of `day`, creating one (say, a Saturday at the office) if the user was not in."""
     if day not in ctx.sessions:
+        if ctx.day_kind(day) is DayKind.OFF:
+            raise ValueError(f"{ctx.host.short}: nobody can work on {day}: the machine is off")
         ctx.sessions[day] = _new(ctx, day, ctx.rng_for(f"session:{day}"))
     return ctx.sessions[day]
 
@@ -59,7 +61,7 @@ def _new(ctx: HostCtx, day: date, rng: random.Random) -> Session:
     # local hours: (logon, back from lunch, logoff); on a weekend, a short morning at the office
     hours = ((8.1, 9.3), (13.4, 14.3), (17.4, 19.3)) if day_kind(day) is DayKind.WORK else ((9.0, 9.8), (11.0, 11.5), (12.8, 14.0))
     start, unlock, end = (local(day, rng.uniform(low, high)) for low, high in hours)
-    end = min(end, COLLECTION_END - timedelta(minutes=rng.uniform(8, 25)))
+    end = min(end, ctx.span.end - timedelta(minutes=rng.uniform(8, 25)))
     home = ctx.host.home
     procs = ctx.procs
     logon = procs.logon()

@@ -5,8 +5,9 @@ of 3CXDesktopApp.exe, ffmpeg.dll and d3dcompiler_47.dll). That is the point of t
 file names, paths, signer and behaviour of a poisoned client look like a clean one's.
 
 Which build runs when is a list of `Change`s; `runs()` turns it into concrete process runs (one per
-logon session, plus one whenever an installer relaunches the app mid-session). The runs are planned
-once, after every change is known, because the attack's later stages need the running process.
+logon session, plus one whenever an installer relaunches the app mid-session; none after an uninstall).
+The runs are planned once, after every change is known, because the attack's later stages need the
+running process.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from datetime import date, datetime, timedelta
 
 from . import catalog, indicators, sessions
 from .actors import Logon, Proc
-from .clock import EVIDENCE_START, after, between
+from .clock import after, between, early_in_second
 from .context import HostCtx
-from .pe import Binary, Hashes
+from .pe import Binary, Hashes, fake_hashes
 
 _VENDOR = "3CX Ltd"
 _PRODUCT = "3CX Desktop App"
@@ -70,13 +71,29 @@ TROJANIZED = Build(
 assert TROJANIZED.msi == indicators.INSTALLER_MSI and TROJANIZED.nupkg == indicators.UPDATE_NUPKG
 
 
+def _clean_after_incident(version: str) -> Build:
+    """A clean build shipped after the disclosure: its own ffmpeg.dll (stand-in hashes, never an indicator)
+    beside Microsoft's genuine d3dcompiler_47.dll."""
+    ffmpeg = Binary(FFMPEG_PATH, signer=_VENDOR, hashes=fake_hashes(f"3CX ffmpeg.dll {version}"))
+    return Build(version, _exe(version), ffmpeg, _d3dcompiler(), False)
+
+
+#: First build after the incident (2023-03-31), and the one Mandiant cleared (2023-04-04, new certificate).
+CLEAN_422 = _clean_after_incident("18.12.422")
+CLEAN_425 = _clean_after_incident("18.12.425")
+#: Clean builds by version, as scenarios name them.
+CLEAN_BUILDS = {b.version: b for b in (CLEAN, CLEAN_422, CLEAN_425)}
+
+
 @dataclass(frozen=True)
 class Change:
-    """From `at` on, `build` is what runs; `parent` launched it then (None: the user's shell at logon)."""
+    """From `at` on, `build` is what runs (None: the client was uninstalled). A launch mid-session also
+    names the process it started and its `parent` (the installer); logons autostart the build later."""
 
     at: datetime
-    build: Build
+    build: Build | None
     parent: Proc | None
+    proc: Proc | None = None
 
 
 @dataclass
@@ -97,12 +114,18 @@ class Installed:
 
 def already_installed(ctx: HostCtx, build: Build) -> None:
     """The client was there before the evidence starts: it autostarts at every logon."""
-    _change(ctx, Change(EVIDENCE_START, build, None))
+    _change(ctx, Change(ctx.span.start, build, None))
 
 
-def launch(ctx: HostCtx, build: Build, at: datetime, parent: Proc) -> None:
-    """The installer starts the freshly installed build at `at` (and logons autostart it from then on)."""
-    _change(ctx, Change(at, build, parent))
+def launch(ctx: HostCtx, build: Build, at: datetime, parent: Proc) -> Proc:
+    """The installer starts the freshly installed build at `at` (and logons autostart it from then on);
+    returns the process it started."""
+    s = next((s for s in ctx.sessions.values() if s.start < at < s.end), None)
+    if s is None:
+        raise ValueError(f"{ctx.host.short}: 3CX launched at {at}, outside any logon session")
+    proc = ctx.procs.user(s.logon, s.app.image, s.app.cmdline, cwd=s.app.cwd)
+    _change(ctx, Change(at, build, parent, proc))
+    return proc
 
 
 def _change(ctx: HostCtx, change: Change) -> None:
@@ -112,8 +135,43 @@ def _change(ctx: HostCtx, change: Change) -> None:
 
 
 def build_at(ctx: HostCtx, ts: datetime) -> Build | None:
+    """The build installed at `ts` (None: none, or uninstalled)."""
     before = [c for c in ctx.app_changes if c.at <= ts]
     return max(before, key=lambda c: c.at).build if before else None
+
+
+def install_and_launch(ctx: HostCtx, build: Build, day: date, via: str) -> Installed:
+    """`install`, then the installer starts the new build a few seconds after it finishes."""
+    inst = install(ctx, build, day, via)
+    rng = ctx.rng_for(f"launch:{build.version}:{day}")
+    launch(ctx, build, early_in_second(rng, after(rng, inst.done_at, 2, 8)), inst.installer)
+    return inst
+
+
+def uninstall(ctx: HostCtx, day: date) -> datetime:
+    """The user removes the client (Settings > Apps runs the product's uninstall string); Windows
+    Installer closes the running client and logs the removal. Returns when the client was closed."""
+    s = sessions.ensure(ctx, day)
+    rng = ctx.rng_for(f"uninstall:{day}")
+    t = between(rng, s.app_at + timedelta(minutes=30), s.end - timedelta(minutes=30))
+    build = build_at(ctx, t)
+    if build is None:
+        raise ValueError(f"{ctx.host.short}: nothing to uninstall on {day}")
+    msiexec = ctx.procs.user(s.logon, catalog.MSIEXEC.template,
+                             f"MsiExec.exe /X{product_code(build)}", cwd="C:\\Windows\\system32\\")
+    ctx.rec.process(t, msiexec, s.explorer, catalog.MSIEXEC)
+    closed = after(rng, t, 4, 12)
+    _change(ctx, Change(closed, None, None))
+    done = after(rng, closed, 10, 40)
+    ctx.rec.package(done, 11724, _PRODUCT, build.version, _VENDOR)
+    ctx.rec.package(after(rng, done, 0.05, 0.2), 1034, _PRODUCT, build.version, _VENDOR)
+    return closed
+
+
+def product_code(build: Build) -> str:
+    """The MSI ProductCode of a build (a stand-in GUID, stable per version)."""
+    h = fake_hashes(f"3CX ProductCode {build.version}").md5.upper()
+    return f"{{{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}}}"
 
 
 def install(ctx: HostCtx, build: Build, day: date, via: str = "msi") -> Installed:
@@ -204,8 +262,11 @@ def _plan_runs(ctx: HostCtx) -> list[AppRun]:
             if current is not None:  # the installer closed the old client
                 current.end = after(rng, change.at, -20, -2)
                 planned.append(current)
-            proc = ctx.procs.user(s.logon, s.app.image, s.app.cmdline, cwd=s.app.cwd)
-            current = AppRun(change.at, s.end, change.build, proc, change.parent or s.explorer)
+            if change.build is None:  # uninstalled: nothing runs until the next install
+                current = None
+                continue
+            assert change.proc is not None and change.parent is not None
+            current = AppRun(change.at, s.end, change.build, change.proc, change.parent)
         if current is not None:
             planned.append(current)
     return planned
