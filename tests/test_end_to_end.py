@@ -203,3 +203,20 @@ def test_internal_error_exits_1_and_says_it_is_a_bug(tmp_path: Path, monkeypatch
         cli.main()
     assert exit_info.value.code == 1
     assert "internal error" in capsys.readouterr().err
+
+
+def test_office_exercises_every_kind_of_evidence(office: tuple[dict, dict, Path]) -> None:
+    from turncoat.store.case import Case
+
+    _, _, case = office
+    con = Case(case).connect(read_only=True)
+    try:
+        rules = {r[0] for r in con.execute("SELECT DISTINCT rule_id FROM findings").fetchall()}
+    finally:
+        con.close()
+    for prefix in ("ioc:domain:", "ioc:sha256:", "ioc:filename:", "ioc:threat_name:"):
+        assert any(r.startswith(prefix) for r in rules), prefix
+    for rule in ("msi-affected-version-installed", "affected-build-executed", "delay-file-manifest-written",
+                 "dead-drop-resolver-queried-by-app", "dead-drop-connection-by-app", "shell-child-of-app",
+                 "browser-history-copied-by-app"):
+        assert f"rule:{rule}" in rules, rule
