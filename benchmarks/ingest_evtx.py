@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -66,9 +65,8 @@ def build_corpus(dest: Path, copies: int) -> int:
     return total
 
 
-def _tree_rss_kib(pid: int) -> int:
-    """Sum of RSS over a process and its descendants, from /proc."""
-    total = 0
+def _tree_rss_kib(pid: int) -> tuple[int, int, int]:
+    """RSS (KiB) of the root process, of its largest descendant, and of the whole tree, from /proc."""
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -79,32 +77,39 @@ def _tree_rss_kib(pid: int) -> int:
             children.setdefault(int(fields[1]), []).append(int(entry))
         except (OSError, IndexError, ValueError):
             continue
+    root = largest_child = total = 0
     stack = [pid]
     while stack:
         current = stack.pop()
+        rss = 0
         try:
             with open(f"/proc/{current}/status", encoding="ascii") as fh:
                 for line in fh:
                     if line.startswith("VmRSS:"):
-                        total += int(line.split()[1])
+                        rss = int(line.split()[1])
         except OSError:
             pass
+        if current == pid:
+            root = rss
+        else:
+            largest_child = max(largest_child, rss)
+        total += rss
         stack.extend(children.get(current, []))
-    return total
+    return root, largest_child, total
 
 
-def run(cmd: list[str]) -> tuple[float, int, int, str]:
-    """Wall seconds, largest single-process peak RSS (KiB), process-tree peak RSS (KiB), stdout."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+def run(cmd: list[str]) -> tuple[float, tuple[int, int, int], str]:
+    """Wall seconds, peak RSS in KiB (main process, largest worker, whole tree; sampled every
+    0.1 s), and stdout."""
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    peak_tree = 0
+    peaks = [0, 0, 0]
     stop = threading.Event()
 
     def sample() -> None:
-        nonlocal peak_tree
         while not stop.is_set():
-            peak_tree = max(peak_tree, _tree_rss_kib(proc.pid))
+            for i, value in enumerate(_tree_rss_kib(proc.pid)):
+                peaks[i] = max(peaks[i], value)
             time.sleep(0.1)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -115,8 +120,7 @@ def run(cmd: list[str]) -> tuple[float, int, int, str]:
     sampler.join()
     if proc.returncode not in (0, 3, 4):
         raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{err[-2000:]}")
-    peak_one = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return wall, max(peak_one, before) if peak_one > before else peak_one, peak_tree, out
+    return wall, (peaks[0], peaks[1], peaks[2]), out
 
 
 def main() -> None:
@@ -133,18 +137,20 @@ def main() -> None:
     try:
         startup = min(run(turncoat + ["--version"])[0] for _ in range(3))
         print(f"interpreter + import start-up (turncoat --version): {startup:.2f} s (not subtracted below)")
-        print(f"{'scale':>5} {'records':>9} | {'bare s':>7} {'bare rec/s':>10} {'bare RSS MiB':>12} | "
-              f"{'ingest s':>8} {'ingest rec/s':>12} {'RSS MiB (1 proc / tree)':>24} | {'time ratio':>10}")
+        print(f"{'scale':>5} {'files':>6} {'records':>9} | {'bare s':>7} {'bare rec/s':>10} {'bare RSS MiB':>12} | "
+              f"{'ingest s':>8} {'ingest rec/s':>12} {'RSS MiB main / worker / tree':>29} | {'time ratio':>10}")
         for scale in (int(s) for s in args.scales.split(",")):
             corpus = work / f"corpus-{scale}"
             build_corpus(corpus, args.unit * scale)
-            bare_wall, bare_rss, _, out = run([sys.executable, "-c", BARE, str(corpus)])
+            files = sum(1 for _ in corpus.rglob("*.evtx"))
+            bare_wall, bare_rss, out = run([sys.executable, "-c", BARE, str(corpus)])
             records = int(out.strip())
             case = work / f"case-{scale}"
-            wall, rss_one, rss_tree, _ = run(turncoat + ["ingest", str(corpus), "-o", str(case),
-                                                         "--workers", str(args.workers)])
-            print(f"{scale:>5} {records:>9} | {bare_wall:>7.2f} {records / bare_wall:>10.0f} {bare_rss / 1024:>12.0f} | "
-                  f"{wall:>8.2f} {records / wall:>12.0f} {rss_one / 1024:>11.0f} / {rss_tree / 1024:>10.0f} | "
+            wall, (main_rss, worker_rss, tree_rss), _ = run(
+                turncoat + ["ingest", str(corpus), "-o", str(case), "--workers", str(args.workers)])
+            print(f"{scale:>5} {files:>6} {records:>9} | {bare_wall:>7.2f} {records / bare_wall:>10.0f} "
+                  f"{bare_rss[0] / 1024:>12.0f} | {wall:>8.2f} {records / wall:>12.0f} "
+                  f"{main_rss / 1024:>9.0f} / {worker_rss / 1024:>6.0f} / {tree_rss / 1024:>6.0f} | "
                   f"{wall / bare_wall:>10.2f}")
             if not args.keep:
                 shutil.rmtree(corpus, ignore_errors=True)
