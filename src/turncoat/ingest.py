@@ -233,10 +233,10 @@ def _count_from_store(case: Case, manifest: dict[str, Any]) -> None:
     con = case.connect(rebuild=True)
     try:
         counts = dict(con.execute("SELECT evidence_id, count(*) FROM win_events_all GROUP BY 1").fetchall())
-        kept = dict(con.execute(f"SELECT evidence_id, count(*) FROM {WIN_EVENTS} GROUP BY 1").fetchall())
+        repeated = dict(con.execute("SELECT evidence_id, count(*) FROM duplicate_rows GROUP BY 1").fetchall())
     finally:
         con.close()
     for entry in manifest["items"]:
         entry["records"] = int(counts.get(entry["evidence_id"], 0))
-        entry["records_unique"] = int(kept.get(entry["evidence_id"], 0))
+        entry["records_unique"] = entry["records"] - int(repeated.get(entry["evidence_id"], 0))
         entry.pop("rows_written", None)

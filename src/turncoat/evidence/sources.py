@@ -16,7 +16,7 @@ import tarfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
 
 from turncoat.evidence.sniff import GZIP, TAR, ZIP, is_archive
 
