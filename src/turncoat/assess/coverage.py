@@ -44,7 +44,7 @@ class SourceCoverage:
 
 @dataclass
 class Gap:
-    kind: str  # record-id | time-hole | log-cleared | late-start | early-end
+    kind: str  # record-id | time-hole | log-cleared | late-start | early-end | outside-window
     channel: str
     start: datetime | None
     end: datetime | None
@@ -134,11 +134,15 @@ def check_window(cov: HostCoverage | None, start: datetime, end: datetime) -> Wi
     for source in sources:
         gaps = []
         first, last = source.process_first, source.process_last
-        if first > start + SLACK:
+        if last < start or first > end:
+            gaps.append(Gap("outside-window", source.channel, first, last,
+                            f"process events in {source.channel} cover {iso(first)}..{iso(last)} only, "
+                            f"outside the exposure window {iso(start)}..{iso(end)}"))
+        elif first > start + SLACK:
             gaps.append(Gap("late-start", source.channel, start, first,
                             f"process events in {source.channel} start {iso(first)}, after the window opens "
                             f"({iso(start)})"))
-        if last < end - SLACK:
+        if start <= last < end - SLACK:
             gaps.append(Gap("early-end", source.channel, last, end,
                             f"process events in {source.channel} end {iso(last)}, before the window closes "
                             f"({iso(end)})"))

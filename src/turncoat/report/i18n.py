@@ -144,6 +144,7 @@ _EN: dict[str, str] = {
     "gap.log-cleared": "Log was cleared",
     "gap.late-start": "Log starts too late",
     "gap.early-end": "Log ends too early",
+    "gap.outside-window": "Log is outside the risk period",
     # --- timeline ---------------------------------------------------------------------------
     "tl.first_execution": "first run",
     "tl.activation_eta": "expected activation",
@@ -333,6 +334,7 @@ _FR: dict[str, str] = {
     "gap.log-cleared": "Journal effacé",
     "gap.late-start": "Journal qui commence trop tard",
     "gap.early-end": "Journal qui s'arrête trop tôt",
+    "gap.outside-window": "Journal hors de la période à risque",
     "tl.first_execution": "1re exécution",
     "tl.activation_eta": "activation prévue",
     "tl.activation_window": "activation possible",

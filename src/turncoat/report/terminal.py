@@ -98,7 +98,7 @@ def _hosts_table(report: dict[str, Any], lang: str, width: int) -> Table:
     table.add_column(t("col.confidence", lang), no_wrap=True)
     for key in dates:
         table.add_column(t(f"col.{key}", lang), width=10)
-    table.add_column(t("col.reason", lang), no_wrap=True, overflow="ellipsis", ratio=1, min_width=16)
+    table.add_column(t("col.reason", lang), overflow="fold", ratio=1, min_width=16)  # reasons are the answer: wrap, never cut
     for host in hosts:
         table.add_row(
             _text(host.get("host"), "bold"),
