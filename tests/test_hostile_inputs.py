@@ -172,6 +172,8 @@ def test_archive_bomb_traversal_and_links_are_refused(tmp_path: Path) -> None:
     assert "absolute" in problems["C:/Windows/x.ndjson"]
     assert "link" in problems["passwd.ndjson"]
     assert _item(case, "bomb.zip!ok.ndjson")["records"] == 1
+    archive = _item(case, "bomb.zip")  # the archive itself is an input: hashed and listed
+    assert archive["status"] == "archive" and archive["members"] == 1 and len(archive["sha256"]) == 64
     assert _item(case, "evil.zip!fine/inner.ndjson")["records"] == 1
     assert _item(case, "links.tar.gz!logs/sysmon.ndjson")["records"] == 1
     assert not (tmp_path.parent / "escape.ndjson").exists()

@@ -17,12 +17,13 @@ from typing import Any, Callable, Iterable, Iterator
 from turncoat.evidence.base import IssueLog, ReadIssue
 from turncoat.evidence.evtx_reader import read_evtx
 from turncoat.evidence.json_reader import read_json_document, read_json_lines
-from turncoat.evidence.sniff import EMPTY, EVTX, JSON_DOCUMENT, JSON_LINES, UNKNOWN, hash_and_sniff
+from turncoat.evidence.sniff import EMPTY, EVTX, GZIP, JSON_DOCUMENT, JSON_LINES, TAR, UNKNOWN, ZIP, hash_and_sniff
 from turncoat.evidence.sources import EvidenceItem, Walker, cleanup
 from turncoat.store.case import Case, safe_text
 from turncoat.store.schema import WIN_EVENTS
 from turncoat.store.writer import DEFAULT_BATCH_ROWS, TableWriter
 
+ARCHIVES = (ZIP, TAR, GZIP)
 READERS: dict[str, Callable[..., int]] = {
     EVTX: read_evtx,
     JSON_LINES: read_json_lines,
@@ -91,6 +92,7 @@ class _Run:
 
     def __init__(self, case: Case, manifest: dict[str, Any], batch_rows: int, progress: Progress | None) -> None:
         self.case = case
+        self.walker = Walker(case.scratch)
         self.manifest = manifest
         self.batch_rows = batch_rows
         self.progress = progress
@@ -110,49 +112,56 @@ class _Run:
         if self.progress:
             self.progress(display, self.done, self.total)
 
-    def admit(self, item: EvidenceItem) -> dict[str, Any] | None:
-        """The manifest entry of an item to read, or None (duplicate, unknown, unreadable)."""
+    def admit(self, item: EvidenceItem) -> list[tuple[dict[str, Any], EvidenceItem]]:
+        """Entries to read for an item: itself, or the members of an archive (recursively); none for
+        a duplicate, an unknown format or an unreadable file. Every input gets a manifest entry."""
         display = safe_text(item.display)
         size = _size(item.path)
         try:
             digest, kind = hash_and_sniff(item.path)
         except OSError as exc:
             self.note_problem(display, f"cannot read: {exc}")
-            return None
+            return []
         if digest in self.known:
             first = self.known[digest]
             if first["path"] != display:
                 _add_unique(first.setdefault("duplicates", []),
                             {"path": display, "sha256": digest, "duplicate_of": first["path"]})
             self.result.skipped += 1
-            self.tick(display, size)
-            return None
+            self.tick(display, size if item.depth == 0 else 0)
+            return []
         entry = {"evidence_id": digest[:16], "path": display, "sha256": digest, "size": size, "reader": kind,
                  "records": 0, "issues": [], "issue_count": 0, "status": "pending"}
         self.known[digest] = entry
         self.manifest["items"].append(entry)
+        if kind in ARCHIVES:
+            members, problems = self.walker.expand(item, kind)
+            entry.update(status="archive", members=len(members))
+            for problem in problems:
+                self.note_problem(safe_text(problem.display), problem.message)
+            if item.depth == 0:
+                self.tick(display, size)
+            return [admitted for member in members for admitted in self.admit(member)]
         if kind in (UNKNOWN, EMPTY):
             message = "format not recognised by content; not read" if kind == UNKNOWN else "empty file"
             entry.update(status="unknown-format" if kind == UNKNOWN else "empty", issue_count=1,
                          issues=[{"message": message, "offset": 0}])
             self.result.messages.append(f"{display}: {message}")
-            self.tick(display, size)
-            return None
-        return entry
+            self.tick(display, size if item.depth == 0 else 0)
+            return []
+        return [(entry, item)]
 
     def tasks(self, items: list[EvidenceItem]) -> Iterator[list[tuple[dict[str, Any], str]]]:
         """Admitted items grouped in order into tasks of at most `task_bytes`."""
         current: list[tuple[dict[str, Any], str]] = []
         size = 0
         for item in items:
-            entry = self.admit(item)
-            if entry is None:
-                continue
-            if current and size + entry["size"] > self.task_bytes:
-                yield current
-                current, size = [], 0
-            current.append((entry, str(item.path)))
-            size += entry["size"]
+            for entry, readable in self.admit(item):
+                if current and size + entry["size"] > self.task_bytes:
+                    yield current
+                    current, size = [], 0
+                current.append((entry, str(readable.path)))
+                size += entry["size"]
         if current:
             yield current
 
@@ -175,7 +184,7 @@ class _Run:
                 self.result.messages.append(f"{entry['path']} ({where}): {issue['message']}")
             if out["issue_count"] > 5:
                 self.result.messages.append(f"{entry['path']}: {out['issue_count'] - 5} more problems (see manifest)")
-            self.tick(entry["path"], entry["size"])
+            self.tick(entry["path"], entry["size"] if "!" not in entry["path"] else 0)
 
     def read(self, items: list[EvidenceItem], workers: int) -> None:
         self.total = sum(_size(i.path) for i in items)
@@ -203,7 +212,7 @@ def ingest(
     manifest = case.load_manifest()
     run = _Run(case, manifest, batch_rows, progress)
     try:
-        discovery = Walker(case.scratch).walk([Path(p) for p in inputs])
+        discovery = run.walker.walk([Path(p) for p in inputs])
         for problem in discovery.problems:
             run.note_problem(safe_text(problem.display), problem.message)
         run.read(discovery.items, workers)

@@ -184,7 +184,8 @@ def assess(con: duckdb.DuckDBPyConnection, packs: list[Pack], manifest: dict[str
         "turncoat_version": __version__,
         "case": {
             "evidence_files": sum(1 for i in items if i.get("status") == "read"),
-            "evidence_unreadable": sum(1 for i in items if i.get("status") != "read"),
+            "evidence_unreadable": sum(1 for i in items if i.get("status") not in ("read", "archive")),
+            "archives": sum(1 for i in items if i.get("status") == "archive"),
             "evidence_skipped": sum(len(i.get("duplicates", [])) for i in items),
             "records": int(records),
             "duplicates_collapsed": int(records - kept),

@@ -32,17 +32,6 @@ def sniff(path: Path) -> str:
     return sniff_bytes(head)
 
 
-ARCHIVE_HEAD_BYTES = 512
-
-
-def is_archive(path: Path) -> str | None:
-    """ZIP, TAR or GZIP by magic bytes, reading only the first 512 bytes (walking many files)."""
-    with path.open("rb") as handle:
-        head = handle.read(ARCHIVE_HEAD_BYTES)
-    kind = sniff_bytes(head) if head[:1] in (b"P", b"\x1f") or len(head) > 262 else None
-    return kind if kind in (ZIP, TAR, GZIP) else None
-
-
 def hash_and_sniff(path: Path) -> tuple[str, str]:
     """SHA-256 and reader name in one pass over the file (its head serves both)."""
     import hashlib

@@ -1,6 +1,7 @@
 """Find the evidence items under the paths a user gives: files, folders, and archives inside them.
 
-Folders are walked recursively in sorted order (so a case is built the same way every time).
+Folders are walked recursively in sorted order (so a case is built the same way every time); no file
+is opened while walking. An item recognised as an archive by its content is unpacked on request.
 Archives (.zip, .tar, .tar.gz, .gz) are unpacked member by member into the case's scratch folder,
 under generated names, never under the names the archive claims: a member called `../../x` cannot
 land outside. Symbolic links and device files inside archives are refused; declared and actual
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
-from turncoat.evidence.sniff import GZIP, TAR, ZIP, is_archive
+from turncoat.evidence.sniff import GZIP, TAR, ZIP
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class EvidenceItem:
     display: str
     path: Path
     temporary: bool = False
+    depth: int = 0  # archive nesting: 0 for a file the user gave or that sits in a given folder
 
 
 @dataclass
@@ -95,6 +97,7 @@ class Walker:
         self.limits = limits or Limits()
         self.discovery = Discovery()
         self._counter = 0
+        self._found: list[EvidenceItem] = []
 
     def walk(self, inputs: list[Path]) -> Discovery:
         for raw in inputs:
@@ -104,7 +107,7 @@ class Walker:
             elif path.is_dir():
                 self._walk_dir(path)
             else:
-                self._offer(EvidenceItem(str(path), path), depth=0)
+                self.discovery.items.append(EvidenceItem(str(path), path))
         return self.discovery
 
     def _walk_dir(self, root: Path) -> None:
@@ -117,7 +120,7 @@ class Walker:
                     continue
                 if not path.is_file():
                     continue
-                self._offer(EvidenceItem(str(path), path), depth=0)
+                self.discovery.items.append(EvidenceItem(str(path), path))
 
     def _walk_error(self, error: OSError) -> None:
         self.discovery.problems.append(SourceProblem(str(error.filename), f"cannot list folder: {error.strerror}"))
@@ -127,25 +130,22 @@ class Walker:
         self._counter += 1
         return self.scratch / f"member-{self._counter:07d}{suffix}"
 
-    def _offer(self, item: EvidenceItem, depth: int) -> None:
-        try:
-            kind = is_archive(item.path)
-        except OSError as exc:
-            self.discovery.problems.append(SourceProblem(item.display, f"cannot read: {exc.strerror or exc}"))
-            return
-        if kind is not None:
-            if depth >= self.limits.max_depth:
-                self.discovery.problems.append(SourceProblem(item.display, "archive nested too deep; not opened"))
-                return
+    def expand(self, item: EvidenceItem, kind: str) -> tuple[list[EvidenceItem], list[SourceProblem]]:
+        """Unpack one archive (its kind found by content) into scratch files; returns its members
+        and the problems met. Members that are archives themselves are expanded by a later call."""
+        found: list[EvidenceItem] = []
+        problems_before = len(self.discovery.problems)
+        if item.depth >= self.limits.max_depth:
+            self.discovery.problems.append(SourceProblem(item.display, "archive nested too deep; not opened"))
+        else:
+            self._found = found
             try:
-                {ZIP: self._zip, TAR: self._tar, GZIP: self._gzip}[kind](item, depth + 1)
+                {ZIP: self._zip, TAR: self._tar, GZIP: self._gzip}[kind](item, item.depth + 1)
             except (zipfile.BadZipFile, tarfile.TarError, OSError, EOFError, ValueError) as exc:
                 self.discovery.problems.append(SourceProblem(item.display, f"corrupt {kind} archive: {exc}"))
-            finally:
-                if item.temporary:
-                    item.path.unlink(missing_ok=True)
-            return
-        self.discovery.items.append(item)
+        if item.temporary:
+            item.path.unlink(missing_ok=True)
+        return found, self.discovery.problems[problems_before:]
 
     def _member(self, parent: EvidenceItem, name: str, opener, size: int | None, compressed: int | None,
                 depth: int, budget: list[int]) -> None:
@@ -172,7 +172,7 @@ class Walker:
             self.discovery.problems.append(SourceProblem(display, f"archive member unreadable: {exc}"))
             return
         budget[0] -= written
-        self._offer(EvidenceItem(display, target, temporary=True), depth)
+        self._found.append(EvidenceItem(display, target, temporary=True, depth=depth))
 
     def _zip(self, item: EvidenceItem, depth: int) -> None:
         budget = [self.limits.max_archive_bytes]
