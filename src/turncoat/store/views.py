@@ -17,8 +17,6 @@ from turncoat.store.schema import WIN_EVENT_FIXED, WIN_EVENTS
 SYSMON = "Microsoft-Windows-Sysmon/Operational"
 DEFENDER = "Microsoft-Windows-Windows Defender/Operational"
 POWERSHELL = "Microsoft-Windows-PowerShell/Operational"
-# De-duplication works on slices of this many rows at most, so its memory does not grow with the case.
-DEDUP_BUCKET_ROWS = 400_000
 
 
 def _q(name: str) -> str:
@@ -226,28 +224,22 @@ def create_views(con: duckdb.DuckDBPyConnection, parquet_root: Path, materialise
         con.execute(f"CREATE OR REPLACE VIEW win_events_all AS SELECT {typed} WHERE false")
     if materialise or not _has_table(con, "duplicate_rows"):
         # Only the key columns are read to find duplicates; the wide rows stay in Parquet.
-        # Keys seen more than once are found through an 8-byte hash of the key (a hash aggregate of
-        # one integer per row); the exact key is compared only for those few rows. Memory stays
-        # small however many events the case holds.
-        key = ("coalesce(CAST(record_id AS VARCHAR) || '@' || "
-               "coalesce(CAST(epoch(date_trunc('second', ts)) AS VARCHAR), ''), dedup_key)")
-        con.execute("CREATE OR REPLACE TABLE duplicate_rows (evidence_id VARCHAR, seq BIGINT)")
-        total = con.execute("SELECT count(*) FROM win_events_all").fetchall()[0][0]
-        buckets = 1 + total // DEDUP_BUCKET_ROWS  # one slice of the hash space per pass
-        hashed = f"hash(host, Channel, {key})"
-        for bucket in range(buckets):
-            con.execute(
-                f"""INSERT INTO duplicate_rows
-                WITH repeated AS (
-                  SELECT {hashed} AS h FROM win_events_all WHERE {hashed} % {buckets} = {bucket}
-                  GROUP BY h HAVING count(*) > 1)
-                SELECT evidence_id, seq FROM (
-                  SELECT evidence_id, seq, row_number() OVER (
-                    PARTITION BY host, Channel, {key} ORDER BY evidence_id, seq) AS rank
-                  FROM win_events_all WHERE {hashed} % {buckets} = {bucket}
-                    AND {hashed} IN (SELECT h FROM repeated))
-                WHERE rank > 1"""
-            ).fetchall()
+        # Two scans, no window: an aggregate finds the event keys stored more than once and the
+        # row to keep for each (smallest evidence_id, then seq); a join then lists the others. The
+        # aggregate spills to disk past the memory limit, so memory stays bounded at any case size.
+        key = ["host", "Channel", "record_id", "sec", "dedup_key"]
+        row_id = "{t}evidence_id || ':' || lpad(CAST({t}seq AS VARCHAR), 12, '0')"  # orders as (evidence_id, seq)
+        matches = " AND ".join(f"k.{c} IS NOT DISTINCT FROM f.{c}" for c in key)
+        con.execute(
+            f"""CREATE OR REPLACE TABLE duplicate_rows AS
+            WITH keyed AS (
+              SELECT evidence_id, seq, host, Channel, record_id, date_trunc('second', ts) AS sec, dedup_key
+              FROM win_events_all),
+            repeated AS (
+              SELECT {', '.join(key)}, min({row_id.format(t="")}) AS keep FROM keyed GROUP BY ALL HAVING count(*) > 1)
+            SELECT k.evidence_id, k.seq FROM keyed k JOIN repeated f ON {matches}
+            WHERE {row_id.format(t="k.")} <> f.keep"""
+        ).fetchall()
     con.execute(
         f"""CREATE OR REPLACE VIEW {WIN_EVENTS} AS
         SELECT * FROM win_events_all ANTI JOIN duplicate_rows USING (evidence_id, seq)"""
