@@ -40,8 +40,11 @@ def hash_and_sniff(path: Path) -> tuple[str, str]:
     with path.open("rb") as handle:
         head = handle.read(HEAD_BYTES)
         digest.update(head)
-        while chunk := handle.read(4 * 1024 * 1024):
-            digest.update(chunk)
+        if len(head) == HEAD_BYTES:  # more to read: one reused buffer, no allocation per chunk
+            buffer = bytearray(1024 * 1024)
+            view = memoryview(buffer)
+            while count := handle.readinto(buffer):
+                digest.update(view[:count])
     return digest.hexdigest(), sniff_bytes(head)
 
 
