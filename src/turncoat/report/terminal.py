@@ -33,7 +33,7 @@ VERDICT_STYLE: dict[str, str] = {
 DETAIL_ROWS = 5
 # Below this width the three date columns are dropped so the host and the reason stay readable.
 DATES_MIN_WIDTH = 100
-TODO_STEPS = 3
+STEPS_SHOWN = 3
 
 
 def _text(value: Any, style: str = "") -> Text:
@@ -118,7 +118,7 @@ def _todo(report: dict[str, Any], lang: str) -> list[Text | Table]:
     worst = hosts[0].get("verdict")
     group = [host for host in hosts if host.get("verdict") == worst]
     remediation = group[0].get("remediation") or {}
-    steps = (remediation.get(lang) or remediation.get("en") or [])[:TODO_STEPS]
+    steps = (remediation.get(lang) or remediation.get("en") or [])[:STEPS_SHOWN]
     names = ", ".join(str(host.get("host")) for host in group)
     title = Text(t("section.todo", lang), style="bold underline")
     machines = _text(t("todo.machines", lang).format(hosts=names))

@@ -1,6 +1,6 @@
 """The 3CX (March 2023) indicator values the simulated attack emits.
 
-Every value is copied from /work/shared/intel/3cx-2023-facts.md (its sources are named there), so the
+Every value comes from the public sources the 3cx-2023 pack cites (intel/packs/3cx-2023), so the
 simulated evidence exercises the same indicators the pack ships. Where the facts give only part of a
 file's digests, the missing ones are benign stand-ins (marked below): a real Sysmon event carries all
 four, and inventing a pairing between published values would be a false fact.
