@@ -241,6 +241,9 @@ def _count_from_store(case: Case, manifest: dict[str, Any]) -> None:
     """Record counts come from the store itself, so the manifest says what a query will see."""
     con = case.connect(rebuild=True)
     try:
+        # findings and verdicts describe the evidence as it was: new evidence makes them stale
+        con.execute("DROP TABLE IF EXISTS findings")
+        con.execute("DROP TABLE IF EXISTS assessments")
         counts = dict(con.execute("SELECT evidence_id, count(*) FROM win_events_all GROUP BY 1").fetchall())
         repeated = dict(con.execute("SELECT evidence_id, count(*) FROM duplicate_rows GROUP BY 1").fetchall())
     finally:

@@ -20,6 +20,7 @@ from turncoat.store.schema import PROCESS_CHANNELS
 
 SLACK = timedelta(days=1)  # how far the first/last event may sit inside the window's edges
 SILENCE_WITHOUT_IDS = timedelta(hours=72)
+PROCESS_SILENCE = timedelta(days=3)  # longer with other events of the channel around: auditing was off
 
 
 @dataclass
@@ -44,7 +45,7 @@ class SourceCoverage:
 
 @dataclass
 class Gap:
-    kind: str  # record-id | time-hole | log-cleared | late-start | early-end | outside-window
+    kind: str  # record-id | time-hole | process-silence | log-cleared | late-start | early-end | outside-window
     channel: str
     start: datetime | None
     end: datetime | None
@@ -81,17 +82,39 @@ def measure(con: duckdb.DuckDBPyConnection) -> dict[str, HostCoverage]:
         kind = "process" if proc else "other"
         cov.sources.append(SourceCoverage(channel or "?", kind, first, last, records, days, proc, proc_first, proc_last))
 
-    # Record-id discontinuities per host and channel: records between two kept ones were lost.
+    # Record ids in time order: a jump means records were lost (the log wrapped or was filtered); a
+    # fall means the log was cleared or replaced between two exports. Either way, a hole.
     for host, channel, prev_id, rec_id, prev_ts, ts in con.execute(
         """SELECT host, Channel, prev_id, record_id, prev_ts, ts FROM (
              SELECT host, Channel, record_id, ts,
                     lag(record_id) OVER w AS prev_id, lag(ts) OVER w AS prev_ts
              FROM win_events WHERE record_id IS NOT NULL AND host IS NOT NULL
-             WINDOW w AS (PARTITION BY host, Channel ORDER BY record_id))
-           WHERE record_id - prev_id > 1 ORDER BY host, Channel, record_id"""
+             WINDOW w AS (PARTITION BY host, Channel ORDER BY ts, record_id))
+           WHERE record_id - prev_id > 1 OR record_id <= prev_id ORDER BY host, Channel, ts"""
     ).fetchall():
-        hosts[host].gaps.append(Gap("record-id", channel, prev_ts, ts,
-                                    f"records {prev_id + 1}..{rec_id - 1} missing ({rec_id - prev_id - 1})"))
+        if rec_id > prev_id:
+            detail = f"records {prev_id + 1}..{rec_id - 1} missing ({rec_id - prev_id - 1})"
+        else:
+            detail = (f"record ids restart at {rec_id} after {prev_id}: the log was cleared or replaced, "
+                      "events in between may be missing")
+        hosts[host].gaps.append(Gap("record-id", channel, prev_ts, ts, detail))
+
+    # Process auditing switched off while the channel went on (logons still logged, no 4688): the
+    # record ids stay contiguous, so only the silence of the process events shows it — a silence of
+    # days with the channel still logging in its middle (not merely the tail of the last session).
+    for host, channel, prev_ts, ts in con.execute(
+        f"""WITH p AS (
+              SELECT host, Channel, ts, lag(ts) OVER (PARTITION BY host, Channel ORDER BY ts) AS prev_ts
+              FROM win_events WHERE host IS NOT NULL AND ({_process_filter()}))
+            SELECT p.host, p.Channel, p.prev_ts, p.ts FROM p
+            WHERE p.ts - p.prev_ts > INTERVAL {int(PROCESS_SILENCE.total_seconds())} SECOND
+              AND EXISTS (SELECT 1 FROM win_events w WHERE w.host = p.host AND w.Channel = p.Channel
+                          AND w.ts > p.prev_ts + INTERVAL 1 DAY AND w.ts < p.ts - INTERVAL 1 DAY)
+            ORDER BY 1, 2, 4"""
+    ).fetchall():
+        hosts[host].gaps.append(Gap("process-silence", channel, prev_ts, ts,
+                                    f"no process events in {channel} from {iso(prev_ts)} to {iso(ts)} while "
+                                    "the log went on: process auditing or Sysmon was off"))
 
     # Sources without record ids: long silences are holes we cannot explain away.
     for host, channel, prev_ts, ts in con.execute(

@@ -15,11 +15,13 @@ from typing import Any
 import duckdb
 
 from turncoat import __version__
-from turncoat.assess.coverage import HostCoverage, WindowCheck, check_window, measure
+from turncoat.assess.coverage import Gap, HostCoverage, WindowCheck, check_window, measure
+from turncoat.detect.killchain import normalise_version, version_expr
 from turncoat.intel.pack import Pack, iso
 from turncoat.store.schema import CONFIDENCES, STAGES, VERDICTS, verdict_rank
 
 MAX_EVIDENCE_PER_HOST = 500
+UNKNOWN_HOST = "(unknown host)"
 EXIT_CLEARED, EXIT_INCONCLUSIVE, EXIT_COMPROMISE = 0, 3, 4
 
 
@@ -28,10 +30,11 @@ def _findings(con: duckdb.DuckDBPyConnection) -> dict[str, list[dict[str, Any]]]
             "evidence_id", "record_id", "line"]
     by_host: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in con.execute(
-        f"SELECT {', '.join(cols)} FROM findings WHERE host IS NOT NULL "
+        f"SELECT {', '.join(cols)} FROM findings "
         "ORDER BY host, ts NULLS LAST, rule_id, evidence_id, record_id, line"
     ).fetchall():
         item = dict(zip(cols, row))
+        item["host"] = item["host"] or UNKNOWN_HOST  # evidence without a host name is never dropped
         by_host[item["host"]].append(item)
     return by_host
 
@@ -49,11 +52,58 @@ def _best_confidence(rows: list[dict[str, Any]]) -> str:
     return max((r["confidence"] for r in rows), key=CONFIDENCES.index, default="low")
 
 
+def _lit_list(values: list[str]) -> str:
+    return ", ".join("'" + v.lower().replace("'", "''") + "'" for v in values)
+
+
+def version_blind_hosts(con: duckdb.DuckDBPyConnection, pack: Pack, start: datetime, end: datetime) -> set[str]:
+    """Hosts where the pack's app ran in the window but no log tells which build it was.
+
+    Security 4688 names the program, not its version or hash. Such a host can be cleared only if
+    its Application log shows a clean build installed and no silent in-app update (Squirrel's
+    `Update.exe --update`) ran in the window; otherwise a trojanized build may have run unseen.
+    """
+    names = [n for n in pack.resolve("product.names")]
+    stems = [n.lower().removesuffix(".exe") for n in names]
+    packages = pack.resolve("product.package_names") if "package_names" in pack.meta.get("product", {}) else []
+    clean = [normalise_version(v) for v in (pack.meta.get("versions", {}).get("windows", {}).get("clean") or [])]
+    window = [start, end]
+    in_app_folder = " OR ".join(f"contains(lower(\"process.executable\"), '{stem}')" for stem in stems)
+    blind = {h for (h,) in con.execute(
+        f"""SELECT DISTINCT "host.name" FROM ecs_process
+            WHERE lower("process.name") IN ({_lit_list(names)}) AND "@timestamp" BETWEEN ? AND ?
+              AND "process.pe.file_version" IS NULL AND "process.hash.sha256" IS NULL
+              AND "process.hash.sha1" IS NULL AND "process.hash.md5" IS NULL""", window).fetchall()}
+    if not blind:
+        return set()
+    updated = {h for (h,) in con.execute(
+        f"""SELECT DISTINCT "host.name" FROM ecs_process
+            WHERE lower("process.name") = 'update.exe' AND "@timestamp" BETWEEN ? AND ?
+              AND contains(lower("process.command_line"), '--update')
+              AND ({in_app_folder})""",
+        window).fetchall()}
+    known_clean = {h for (h,) in con.execute(
+        f"""SELECT DISTINCT "host.name" FROM ecs_package
+            WHERE lower("package.name") IN ({_lit_list(packages)}) AND "event.action" = 'installed'
+              AND {version_expr('lower("package.version")')}
+                  IN ({_lit_list(clean)})""").fetchall()} if packages and clean else set()
+    return {h for h in blind if h in updated or h not in known_clean}
+
+
 def _campaign(pack: Pack, rows: list[dict[str, Any]], cov: HostCoverage | None, case_end: datetime | None,
-              paths: dict[str, str]) -> dict[str, Any]:
+              paths: dict[str, str], version_blind: bool = False) -> dict[str, Any]:
     start, end = pack.window
     required_end = min(end, case_end) if case_end else end
     window: WindowCheck = check_window(cov, start, required_end)
+    if window.covers and version_blind:
+        names = ", ".join(pack.resolve("product.names"))
+        window = WindowCheck(False, window.required, [Gap(
+            "version-unknown", window.best.channel if window.best else "*", start, required_end,
+            f"{names} ran, but these logs do not show which build (no version or hash, no clean install "
+            "recorded, or an in-app update ran)")], [
+            f"a record of which {names} build ran: Sysmon (process creation with hashes and file versions), "
+            "the Application log's MsiInstaller events, Amcache or Prefetch, or the app folder itself"],
+            window.best)
     mine = [r for r in rows if r["campaign"] == pack.id]
     stages_seen = sorted({r["stage"] for r in mine}, key=STAGES.index)
     if stages_seen:
@@ -136,10 +186,12 @@ def assess(con: duckdb.DuckDBPyConnection, packs: list[Pack], manifest: dict[str
         "(SELECT count(*) FROM win_events_all), count(*) FROM win_events"
     ).fetchall()[0]
     paths = {item["evidence_id"]: item["path"] for item in manifest.get("items", [])}
+    blind = {p.id: version_blind_hosts(con, p, p.window[0], min(p.window[1], last_event or p.window[1]))
+             for p in packs}
     hosts_out = []
     for host in sorted(set(coverage) | set(findings)):
         rows = findings.get(host, [])
-        campaigns = [_campaign(p, rows, coverage.get(host), last_event, paths) for p in packs]
+        campaigns = [_campaign(p, rows, coverage.get(host), last_event, paths, host in blind[p.id]) for p in packs]
         worst = max(campaigns, key=lambda c: (verdict_rank(c["stage"]), CONFIDENCES.index(c["confidence"])))
         window = worst.pop("window")
         for c in campaigns:

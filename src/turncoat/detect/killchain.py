@@ -26,6 +26,11 @@ def normalise_version(text: str) -> str:
     return head.lower()
 
 
+def version_expr(column: str) -> str:
+    """SQL twin of `normalise_version` for a (lower-cased) column expression."""
+    return f"regexp_replace(split_part(trim({column}), ' ', 1), '(\\.0)+$', '')"
+
+
 def _condition(cond: dict[str, Any]) -> str:
     column = f'lower("{cond["field"]}")'
     op = cond["op"]
@@ -35,7 +40,7 @@ def _condition(cond: dict[str, Any]) -> str:
     if op == "not_equals":
         return f"({column} IS NULL OR {column} NOT IN ({', '.join(map(_lit, values))}))"
     if op == "version_in":
-        norm = f"regexp_replace(split_part(trim({column}), ' ', 1), '(\\.0)+$', '')"
+        norm = version_expr(column)
         wanted = sorted({normalise_version(v) for v in values})
         return f"{norm} IN ({', '.join(map(_lit, wanted))})"
     func = {"startswith": "starts_with", "endswith": "ends_with", "contains": "contains"}[op]

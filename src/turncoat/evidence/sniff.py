@@ -81,12 +81,19 @@ def _sniff_json(head: bytes) -> str:
             except orjson.JSONDecodeError:
                 # a pretty-printed document, or several one after another (`evtx_dump -o json`)
                 return JSON_DOCUMENT
-        if isinstance(doc, dict):
-            return JSON_LINES if from_any_json(doc) is not None else UNKNOWN
-        return UNKNOWN
+        return _json_kind(doc)
     try:
         doc = orjson.loads(text)
     except orjson.JSONDecodeError:
         # one line longer than the head: the line reader bounds and reports it
         return JSON_LINES if len(head) >= HEAD_BYTES else UNKNOWN
-    return JSON_LINES if isinstance(doc, dict) and from_any_json(doc) is not None else UNKNOWN
+    return _json_kind(doc)
+
+
+def _json_kind(doc: object) -> str:
+    """A whole JSON value: one event (read as lines), a list of events, or neither."""
+    from turncoat.evidence.json_reader import events_of_document
+
+    if isinstance(doc, dict) and from_any_json(doc) is not None:
+        return JSON_LINES
+    return JSON_DOCUMENT if events_of_document(doc) is not None else UNKNOWN

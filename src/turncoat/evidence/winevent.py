@@ -132,20 +132,29 @@ def _attr(node: Any, key: str) -> Any:
     return None
 
 
+_INT32 = 2**31
+_INT64 = 2**63
+
+
+def _bounded(value: Any, limit: int) -> int | None:
+    """An integer that fits its column, or None (hostile evidence may hold anything)."""
+    if value is None or value == "" or isinstance(value, bool):
+        return None
+    try:
+        number = int(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return number if -limit <= number < limit else None
+
+
 def _event_id(value: Any) -> int | None:
     if isinstance(value, dict):
         value = value.get("#text", value.get("Value"))
-    try:
-        return int(value) if value is not None and value != "" else None
-    except (TypeError, ValueError):
-        return None
+    return _bounded(value, _INT32)
 
 
 def _int(value: Any) -> int | None:
-    try:
-        return int(value) if value is not None and value != "" else None
-    except (TypeError, ValueError):
-        return None
+    return _bounded(value, _INT64)
 
 
 def iso_time(value: Any) -> str | None:
@@ -198,19 +207,22 @@ def _fast_evtx(event: dict, system: dict) -> Row:
     ingest). Any surprise raises, and the caller falls back to the general reader."""
     attrs = system["TimeCreated"]["#attributes"]
     event_id = system["EventID"]
-    if event_id.__class__ is not int:
-        event_id = _event_id(event_id)
+    record_id = system.get("EventRecordID")
+    system_time, computer, channel = attrs["SystemTime"], system["Computer"], system["Channel"]
+    if not (system_time.__class__ is str and computer.__class__ is str and channel.__class__ is str
+            and event_id.__class__ is int and 0 <= event_id < _INT32
+            and (record_id is None or (record_id.__class__ is int and 0 <= record_id < _INT64))):
+        raise ValueError("unusual System values: general reader")
     level, task, keywords = system.get("Level"), system.get("Task"), system.get("Keywords")
     execution = system.get("Execution")
     security = system.get("Security")
-    computer = system["Computer"]
     host = _host_cache.get(computer)
     if host is None:
         host = _host_cache[computer] = host_key(computer)
     row: Row = {
-        "ts": attrs["SystemTime"],
+        "ts": system_time,
         "EventID": event_id,
-        "record_id": system.get("EventRecordID"),
+        "record_id": record_id,
         "Provider_Name": system["Provider"]["#attributes"].get("Name"),
         "Level": None if level is None else str(level),
         "Task": None if task is None else str(task),
@@ -219,7 +231,7 @@ def _fast_evtx(event: dict, system: dict) -> Row:
         "Security_UserID": None if security is None else security["#attributes"].get("UserID"),
         "host": host,
         "Computer": computer,
-        "Channel": system["Channel"],
+        "Channel": channel,
     }
     data = event.get("EventData")
     if data.__class__ is dict:
@@ -304,12 +316,12 @@ def from_ecs(doc: dict) -> Row | None:
     row["Security_UserID"] = _text(user.get("identifier"))
     data = winlog.get("event_data")
     if isinstance(data, dict):
-        params = [k for k in data if k.startswith("param") and k[5:].isdigit()]
-        if params and len(params) == len(data):
-            ordered = sorted(params, key=lambda k: int(k[5:]))
-            row[UNNAMED_DATA] = _text([data[k] for k in ordered])
-        else:
-            for name, value in data.items():
+        # Winlogbeat names unnamed <Data> items param1, param2, …: they become the `Data` array
+        params = sorted((k for k in data if k.startswith("param") and k[5:].isdigit()), key=lambda k: int(k[5:]))
+        if params:
+            row[UNNAMED_DATA] = _text([data[k] for k in params])
+        for name, value in data.items():
+            if name not in params:
                 _put(row, name, value)
     _user_data(winlog.get("user_data"), row)
     host = doc.get("host") if isinstance(doc.get("host"), dict) else {}
@@ -348,6 +360,8 @@ def from_flat(doc: dict) -> Row | None:
 
 def from_any_json(doc: dict) -> Row | None:
     """Recognise the shape of one JSON event and normalise it; None when it is no Windows event."""
+    if isinstance(doc.get("_source"), dict):  # an Elasticsearch hit (elasticdump, _search exports)
+        doc = doc["_source"]
     if "Event" in doc and isinstance(doc["Event"], dict):
         return from_evtx_json(doc)
     if isinstance(doc.get("System"), dict):

@@ -145,6 +145,7 @@ _EN: dict[str, str] = {
     "gap.late-start": "Log starts too late",
     "gap.early-end": "Log ends too early",
     "gap.outside-window": "Log is outside the risk period",
+    "gap.process-silence": "Process logging was off",
     # --- timeline ---------------------------------------------------------------------------
     "tl.first_execution": "first run",
     "tl.activation_eta": "expected activation",
@@ -335,6 +336,7 @@ _FR: dict[str, str] = {
     "gap.late-start": "Journal qui commence trop tard",
     "gap.early-end": "Journal qui s'arrête trop tôt",
     "gap.outside-window": "Journal hors de la période à risque",
+    "gap.process-silence": "Journalisation des processus coupée",
     "tl.first_execution": "1re exécution",
     "tl.activation_eta": "activation prévue",
     "tl.activation_window": "activation possible",

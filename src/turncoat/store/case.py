@@ -79,6 +79,7 @@ class Case:
             create_views(con, self.parquet, materialise=rebuild)
         else:
             con.execute("SET enable_progress_bar = false")
+            con.execute("SET TimeZone = 'UTC'")
         return con
 
 

@@ -210,6 +210,7 @@ def create_views(con: duckdb.DuckDBPyConnection, parquet_root: Path, materialise
     the Parquet (after an ingest); otherwise the existing one is kept."""
     con.execute("SET enable_progress_bar = false")
     con.execute("SET preserve_insertion_order = false")
+    con.execute("SET TimeZone = 'UTC'")  # days and displayed times never depend on the analyst's zone
     files = parquet_files(parquet_root, WIN_EVENTS)
     if files:
         listing = ", ".join(_lit(p.resolve().as_posix()) for p in files)
@@ -243,6 +244,12 @@ def create_views(con: duckdb.DuckDBPyConnection, parquet_root: Path, materialise
     con.execute(
         f"""CREATE OR REPLACE VIEW {WIN_EVENTS} AS
         SELECT * FROM win_events_all ANTI JOIN duplicate_rows USING (evidence_id, seq)"""
+    )
+    con.execute(
+        """CREATE OR REPLACE VIEW host_aliases AS
+        SELECT DISTINCT host, Computer AS alias,
+               CASE WHEN contains(Computer, '.') THEN 'fqdn' ELSE 'name' END AS kind
+        FROM win_events_all WHERE host IS NOT NULL AND Computer IS NOT NULL"""
     )
     present = {row[0] for row in con.execute(f"DESCRIBE {WIN_EVENTS}").fetchall()}
     fields = _Fields(present)

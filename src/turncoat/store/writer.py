@@ -7,6 +7,7 @@ the views read the parts with `union_by_name`.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -48,7 +49,7 @@ def _parse_time(text: str | None) -> datetime | None:
         t = t[:-1] + "+00:00"
     if "." in t:
         head, _, frac = t.partition(".")
-        digits = "".join(ch for ch in frac if ch.isdigit())
+        digits = re.match(r"\d*", frac).group()
         zone = frac[len(digits):]
         t = f"{head}.{digits[:6].ljust(6, '0')}{zone}"
     try:
@@ -60,6 +61,19 @@ def _parse_time(text: str | None) -> datetime | None:
 
         parsed = parsed.replace(tzinfo=timezone.utc)
     return parsed
+
+
+def _array(values: Any, typ: pa.DataType) -> pa.Array:
+    """An Arrow column; a value of the wrong kind (hostile evidence) becomes text, or NULL in an
+    integer column, instead of failing the whole batch."""
+    try:
+        return pa.array(values, type=typ)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError):
+        pass
+    if pa.types.is_integer(typ):
+        limit = 2 ** (typ.bit_width - 1)
+        return pa.array([v if type(v) is int and -limit <= v < limit else None for v in values], type=typ)
+    return pa.array([None if v is None else str(v) for v in values], type=typ)
 
 
 class ColumnBuffer:
@@ -89,7 +103,7 @@ class ColumnBuffer:
             arrays = []
             for name, column in zip(keys, zip(*values)):
                 typ = WIN_EVENT_FIXED.get(name, pa.string())
-                arrays.append(pa.array(column, type=pa.string() if name == "ts" else typ))
+                arrays.append(_array(column, pa.string() if name == "ts" else typ))
             tables.append(pa.Table.from_arrays(arrays, names=list(keys)))
         table = pa.concat_tables(tables, promote_options="default") if len(tables) > 1 else tables[0]
         bad_times = 0
@@ -147,7 +161,7 @@ class TableWriter:
         if not self.pending:
             return
         self.directory.mkdir(parents=True, exist_ok=True)
-        for channel in sorted(self.buffers, key=lambda c: (c is None, c or "")):
+        for channel in sorted(self.buffers, key=lambda c: (c is None, str(c))):
             table, bad = self.buffers[channel].to_table()
             self.bad_times += bad
             path = self.directory / f"{self.stem}-{len(self.parts):05d}.parquet"
