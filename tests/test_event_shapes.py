@@ -79,3 +79,29 @@ def test_same_event_from_evtx_style_and_ecs_exports_is_stored_once(tmp_path: Pat
         con.close()
     assert total == 2 and kept[0] == 1
     assert kept[1].microsecond in (123000, 123456)
+
+
+def test_evtx_dump_output_with_record_headers(tmp_path: Path) -> None:
+    event = {"Event": {"System": {"EventID": 4624, "EventRecordID": 7, "Channel": "Security", "Computer": "DC1",
+                                  "TimeCreated": {"#attributes": {"SystemTime": "2023-03-01T10:00:00.000000Z"}}},
+                       "EventData": {"TargetUserName": "bob"}}}
+    second = {"Event": dict(event["Event"], System=dict(event["Event"]["System"], EventRecordID=8))}
+    body = b"Record 7\n" + orjson.dumps(event, option=orjson.OPT_INDENT_2) + b"\nRecord 8\n" + \
+        orjson.dumps(second, option=orjson.OPT_INDENT_2) + b"\n"
+    (tmp_path / "dump.txt").write_bytes(body)
+    case = tmp_path / "case"
+    pipeline.ingest([tmp_path / "dump.txt"], case)
+    item = orjson.loads((case / "manifest.json").read_bytes())["items"][0]
+    assert item["reader"] == "winevent-json" and item["records"] == 2 and item["issue_count"] == 0
+
+
+def test_epoch_times_truncate_like_evtx() -> None:
+    row = from_any_json({"System": {"EventID": {"Value": 1}, "Channel": SYSMON, "Computer": "a",
+                                    "TimeCreated": {"SystemTime": 1679302799.9999996}}})
+    assert row["ts"].startswith("2023-03-20T08:59:59.999999")
+
+
+def test_flat_param_items_become_data() -> None:
+    row = from_any_json({"EventID": 1033, "Channel": "Application", "Hostname": "wks-05", "SourceName": "MsiInstaller",
+                         "TimeCreated": "2023-03-20T10:00:00Z", "param1": "3CX Desktop App", "param2": "18.12.416"})
+    assert orjson.loads(row["Data"]) == ["3CX Desktop App", "18.12.416"] and "param1" not in row

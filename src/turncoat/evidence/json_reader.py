@@ -11,6 +11,7 @@ from __future__ import annotations
 import codecs
 import io
 import json
+import re
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
@@ -19,6 +20,7 @@ import orjson
 from turncoat.evidence.base import IssueLog, ReadIssue, RowSink
 from turncoat.evidence.winevent import content_key, from_any_json
 
+_RECORD_HEADER = re.compile(r"Record \d+[ \t]*\r?\n")
 MAX_LINE_BYTES = 16 * 1024 * 1024
 MAX_DOCUMENT_BYTES = 512 * 1024 * 1024
 _SKIP_CHUNK = 1024 * 1024
@@ -152,6 +154,10 @@ def _concatenated(data: bytes, issues: IssueLog) -> list | None:
     while True:
         while pos < len(text) and text[pos] in " \t\r\n,":
             pos += 1
+        header = _RECORD_HEADER.match(text, pos)  # `evtx_dump` prints "Record N" before each event
+        if header:
+            pos = header.end()
+            continue
         if pos >= len(text):
             break
         try:

@@ -7,6 +7,7 @@ bytes decide: EVTX magic, archive magics, and for JSON the shape of the first ev
 from __future__ import annotations
 
 import codecs
+import re
 from pathlib import Path
 
 import orjson
@@ -67,6 +68,8 @@ def _sniff_json(head: bytes) -> str:
     if text.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         text = text.decode("utf-16", errors="ignore").encode("utf-8")
     text = text.removeprefix(codecs.BOM_UTF8).lstrip()
+    if re.match(rb"Record \d+[ \t]*\r?\n\s*\{", text):  # `evtx_dump -o json` with its record headers
+        return JSON_DOCUMENT
     if text.startswith(b"["):
         return JSON_DOCUMENT
     if not text.startswith(b"{"):

@@ -11,7 +11,8 @@ and UserData field under its Windows name, values as strings.
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timezone
+import math
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import orjson
@@ -19,6 +20,7 @@ import orjson
 from turncoat.store.schema import KNOWN_BY_FOLD, RESERVED, UNNAMED_DATA
 
 Row = dict[str, Any]
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 # Keys of the flat Mordor/NXLog shape that describe the record, not the event's data.
 _FLAT_META = frozenset(
@@ -161,10 +163,11 @@ def iso_time(value: Any) -> str | None:
     """An event time as an ISO-8601 UTC string Arrow can cast; epoch seconds accepted."""
     if value is None or value == "":
         return None
-    if isinstance(value, (int, float)):
-        try:
-            return datetime.fromtimestamp(float(value), tz=timezone.utc).isoformat()
-        except (OverflowError, OSError, ValueError):
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        try:  # truncate to the microsecond as the EVTX path does, so both land in the same second
+            micros = math.floor(value * 1_000_000)
+            return (_EPOCH + timedelta(microseconds=micros)).isoformat()
+        except (OverflowError, ValueError):
             return None
     text = str(value).strip()
     if text.endswith(" UTC"):
@@ -295,6 +298,11 @@ def _undot(doc: dict) -> dict:
     return out
 
 
+def _params(data: dict) -> list[str]:
+    """Unnamed <Data> items as exporters name them (`param1`, `param2`, …), in numeric order."""
+    return sorted((k for k in data if k.startswith("param") and k[5:].isdigit()), key=lambda k: int(k[5:]))
+
+
 def from_ecs(doc: dict) -> Row | None:
     """Winlogbeat / Elastic Agent documents: `winlog.*` carries the Windows event."""
     winlog = doc.get("winlog")
@@ -317,7 +325,7 @@ def from_ecs(doc: dict) -> Row | None:
     data = winlog.get("event_data")
     if isinstance(data, dict):
         # Winlogbeat names unnamed <Data> items param1, param2, …: they become the `Data` array
-        params = sorted((k for k in data if k.startswith("param") and k[5:].isdigit()), key=lambda k: int(k[5:]))
+        params = _params(data)
         if params:
             row[UNNAMED_DATA] = _text([data[k] for k in params])
         for name, value in data.items():
@@ -346,8 +354,11 @@ def from_flat(doc: dict) -> Row | None:
     row["Keywords"] = _text(doc.get("Keywords"))
     row["Execution_ProcessID"] = _text(doc.get("ExecutionProcessID"))
     row["Security_UserID"] = _text(doc.get("UserID"))
+    params = _params(doc)
+    if params:
+        row[UNNAMED_DATA] = _text([doc[k] for k in params])
     for name, value in doc.items():
-        if name.casefold() in _FLAT_META:
+        if name.casefold() in _FLAT_META or name in params:
             continue
         _put(row, name, value)
     if isinstance(doc.get("EventData"), dict):
