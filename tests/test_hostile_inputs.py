@@ -198,3 +198,41 @@ def test_evidence_is_not_modified(tmp_path: Path) -> None:
     before = (src.read_bytes(), src.stat().st_mtime_ns)
     pipeline.ingest([src], tmp_path / "case")
     assert (src.read_bytes(), src.stat().st_mtime_ns) == before
+
+
+def test_random_json_events_never_crash_the_readers() -> None:
+    """Seeded random documents built from the keys the readers look for, with hostile values."""
+    import random
+
+    from turncoat.evidence.base import IssueLog
+    from turncoat.evidence.json_reader import _emit
+    from turncoat.store.writer import ColumnBuffer
+
+    rnd = random.Random(20230329)
+    keys = ["Event", "System", "EventData", "UserData", "EventID", "EventRecordID", "Channel", "Computer",
+            "TimeCreated", "#attributes", "SystemTime", "Data", "#text", "winlog", "event_data", "user_data",
+            "param1", "record_id", "event_id", "channel", "computer_name", "@timestamp", "Hostname", "Image",
+            "ProcessId", "processid", "line", "_source", "Provider", "Name", "Value", "Execution", "hits", "events"]
+    leaves = [None, True, 0, -1, 2**70, 1.5e300, "", "x", "2023-03-01T10:00:00Z", "1601-01-01T00:00:00Z",
+              "9999-99-99T99:99:99Z", "\u202e", -(2**63), 2**63 - 1]
+
+    def value(depth: int = 0):
+        roll = rnd.random()
+        if depth < 4 and roll < 0.35:
+            return {rnd.choice(keys): value(depth + 1) for _ in range(rnd.randint(0, 6))}
+        if depth < 4 and roll < 0.45:
+            return [value(depth + 1) for _ in range(rnd.randint(0, 4))]
+        return rnd.choice(leaves)
+
+    rows: list[dict] = []
+    issues = IssueLog()
+    for number in range(5000):
+        doc = value()
+        if isinstance(doc, dict):
+            _emit(doc, "e", rows.append, issues, line=number, offset=0)
+    buffer = ColumnBuffer()
+    for seq, row in enumerate(rows):
+        row["seq"] = seq
+        buffer.add(row)
+    table, _ = buffer.to_table()
+    assert table.num_rows == len(rows) > 0 and issues.count > 0

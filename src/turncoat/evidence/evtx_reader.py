@@ -66,8 +66,8 @@ def read_evtx(path: Path, evidence_id: str, sink: RowSink, issues: IssueLog, thr
         failures_in_a_row = 0
         try:
             row = from_evtx_json(orjson.loads(record["data"]))
-        except orjson.JSONDecodeError as exc:
-            issues.add(ReadIssue(f"record not decodable: {exc}", record_id=record.get("event_record_id")))
+        except (orjson.JSONDecodeError, TypeError, ValueError, AttributeError, KeyError, OverflowError) as exc:
+            issues.add(ReadIssue(f"record not understood: {exc}", record_id=record.get("event_record_id")))
             continue
         if row is None:
             issues.add(ReadIssue("record without a System element", record_id=record.get("event_record_id")))

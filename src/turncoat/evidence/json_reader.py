@@ -186,7 +186,7 @@ def events_of_document(doc: object) -> list | None:
 def _emit(doc: dict, evidence_id: str, sink: RowSink, issues: IssueLog, line: int, offset: int | None) -> int:
     try:
         row = from_any_json(doc)
-    except (TypeError, ValueError, AttributeError) as exc:
+    except (TypeError, ValueError, AttributeError, KeyError, OverflowError) as exc:
         issues.add(ReadIssue(f"event not understood: {exc}", line=line, offset=offset))
         return 0
     if row is None:
