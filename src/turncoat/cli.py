@@ -108,7 +108,7 @@ def assess(case: CaseArg, pack: PackOpt = None, lang: LangOpt = "en", tz: TzOpt 
 @app.command()
 def report(case: CaseArg, format: FormatOpt = "html,json,csv", lang: LangOpt = "en", tz: TzOpt = "UTC",
            detail: DetailOpt = False, redact: RedactOpt = False, open_: Annotated[bool, typer.Option("--open", help="Open the HTML report.")] = False) -> None:
-    """Write reports (HTML, JSON, CSV) from CASE/report.json and print the summary."""
+    """Write reports (HTML, JSON, CSV) from CASE/report.json (re-assessed if evidence was added since)."""
     report_doc = pipeline.load_report(case)
     written = pipeline.write_reports(case, report_doc, formats=format, lang=lang, tz=tz, detail=detail, redact=redact)
     pipeline.render_terminal(report_doc, out, lang=lang, detail=detail, tz=tz)

@@ -26,12 +26,10 @@ class CaseError(Exception):
     """The case folder is missing a step's input (exit code 2)."""
 
 
-def _case(case_dir: Path, need: str = "manifest") -> Case:
+def _case(case_dir: Path) -> Case:
     case = Case(Path(case_dir))
-    if need == "manifest" and not case.exists():
+    if not case.exists():
         raise CaseError(f"{case_dir} is not a turncoat case (no manifest.json); run `turncoat ingest` first")
-    if need == "report" and not case.report_path.is_file():
-        raise CaseError(f"{case_dir} has no report.json; run `turncoat assess {case_dir}` first")
     return case
 
 
@@ -77,8 +75,12 @@ def assess(case_dir: Path, pack_names: list[str] | None) -> dict[str, Any]:
     return report
 
 
-def load_report(case_dir: Path) -> dict[str, Any]:
-    return orjson.loads(_case(case_dir, need="report").report_path.read_bytes())
+def load_report(case_dir: Path, pack_names: list[str] | None = None) -> dict[str, Any]:
+    """report.json as assessed; re-assessed first when evidence was ingested after it was written."""
+    case = _case(case_dir)
+    if not case.report_path.is_file() or case.report_path.stat().st_mtime_ns < case.manifest_path.stat().st_mtime_ns:
+        return assess(case_dir, pack_names)
+    return orjson.loads(case.report_path.read_bytes())
 
 
 def write_reports(case_dir: Path, report: dict[str, Any], formats: str, lang: str, tz: str, detail: bool,
