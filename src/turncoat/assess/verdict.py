@@ -31,7 +31,7 @@ def _findings(con: duckdb.DuckDBPyConnection) -> dict[str, list[dict[str, Any]]]
     by_host: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in con.execute(
         f"SELECT {', '.join(cols)} FROM findings "
-        "ORDER BY host, ts NULLS LAST, rule_id, evidence_id, record_id, line"
+        "ORDER BY host, ts NULLS LAST, rule_id, evidence_id, record_id, line, view, field, value, campaign"
     ).fetchall():
         item = dict(zip(cols, row))
         item["host"] = item["host"] or UNKNOWN_HOST  # evidence without a host name is never dropped
@@ -198,7 +198,8 @@ def assess(con: duckdb.DuckDBPyConnection, packs: list[Pack], manifest: dict[str
             c.pop("window", None)
         pack = next(p for p in packs if p.id == worst["campaign"])
         evidence = [e for c in campaigns for e in c["evidence"]]
-        evidence.sort(key=lambda e: (e["ts"] or "", e["rule_id"], e["evidence_id"] or "", e["record_id"] or 0, e["line"] or 0))
+        evidence.sort(key=lambda e: (e["ts"] or "", e["rule_id"], e["evidence_id"] or "", e["record_id"] or 0,
+                                      e["line"] or 0, e["view"], e["field"], str(e["value"])))
         cov = coverage.get(host)
         remediation = pack.remediation(worst["stage"])
         if worst["stage"] == "no-evidence":
