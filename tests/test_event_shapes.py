@@ -105,3 +105,12 @@ def test_flat_param_items_become_data() -> None:
     row = from_any_json({"EventID": 1033, "Channel": "Application", "Hostname": "wks-05", "SourceName": "MsiInstaller",
                          "TimeCreated": "2023-03-20T10:00:00Z", "param1": "3CX Desktop App", "param2": "18.12.416"})
     assert orjson.loads(row["Data"]) == ["3CX Desktop App", "18.12.416"] and "param1" not in row
+
+
+def test_velociraptor_evtx_hunter_rows() -> None:
+    row = from_any_json({"EventTime": "2023-03-20T10:00:00Z", "Computer": "WKS-03.corp.example",
+                         "Channel": "Microsoft-Windows-Sysmon/Operational", "EventID": 22, "EventRecordID": 991,
+                         "EventData": {"Image": "C:\\x\\3CXDesktopApp.exe", "QueryName": "msstorageazure.com"},
+                         "Message": "Dns query", "OSPath": "C:\\Windows\\System32\\winevt\\Logs\\x.evtx"})
+    assert row["host"] == "wks-03" and row["EventID"] == 22 and row["record_id"] == 991
+    assert row["QueryName"] == "msstorageazure.com" and row["ts"] == "2023-03-20T10:00:00Z"
