@@ -205,61 +205,67 @@ def _scalar_text(value: Any) -> str:
     return _text(value)
 
 
-def _fast_evtx(event: dict, system: dict) -> Row:
-    """The evtx parser's usual layout, read with as few Python calls as possible (the hot path of
-    ingest). Any surprise raises, and the caller falls back to the general reader."""
-    attrs = system["TimeCreated"]["#attributes"]
-    event_id = system["EventID"]
-    record_id = system.get("EventRecordID")
-    system_time, computer, channel = attrs["SystemTime"], system["Computer"], system["Channel"]
-    if not (system_time.__class__ is str and computer.__class__ is str and channel.__class__ is str
-            and event_id.__class__ is int and 0 <= event_id < _INT32
-            and (record_id is None or (record_id.__class__ is int and 0 <= record_id < _INT64))):
-        raise ValueError("unusual System values: general reader")
-    level, task, keywords = system.get("Level"), system.get("Task"), system.get("Keywords")
-    execution = system.get("Execution")
-    security = system.get("Security")
-    host = _host_cache.get(computer)
-    if host is None:
-        host = _host_cache[computer] = host_key(computer)
-    row: Row = {
-        "ts": system_time,
-        "EventID": event_id,
-        "record_id": record_id,
-        "Provider_Name": system["Provider"]["#attributes"].get("Name"),
-        "Level": None if level is None else str(level),
-        "Task": None if task is None else str(task),
-        "Keywords": keywords,
-        "Execution_ProcessID": None if execution is None else str(execution["#attributes"].get("ProcessID")),
-        "Security_UserID": None if security is None else security["#attributes"].get("UserID"),
-        "host": host,
-        "Computer": computer,
-        "Channel": channel,
-    }
-    data = event.get("EventData")
-    if data.__class__ is dict:
-        names = _plans.get(tuple(data))
+_FAST_FIXED = ("ts", "EventID", "record_id", "Provider_Name", "Level", "Task", "Keywords",
+               "Execution_ProcessID", "Security_UserID", "host", "Computer", "Channel")
+_PROVENANCE = ("evidence_id", "seq")  # values appended by the store's writer
+_shapes: dict[tuple[str, ...], tuple[str, ...]] = {}
+
+
+def shaped_evtx(doc: dict) -> tuple[tuple[str, ...], list[Any]] | None:
+    """The evtx parser's usual layout as (column names, values), with as few Python operations as
+    possible: this is ingest's hot path. The names end with `evidence_id`, `seq`, whose values the
+    writer appends; the same names object is returned for every event of one layout. None when anything is unusual (UserData, unnamed data,
+    nested values, odd System types, two spellings of a name): the general reader handles those."""
+    try:
+        event = doc["Event"]
+        system = event["System"]
+        if "UserData" in event:
+            return None
+        attrs = system["TimeCreated"]["#attributes"]
+        event_id = system["EventID"]
+        record_id = system.get("EventRecordID")
+        system_time, computer, channel = attrs["SystemTime"], system["Computer"], system["Channel"]
+        if not (system_time.__class__ is str and computer.__class__ is str and channel.__class__ is str
+                and event_id.__class__ is int and 0 <= event_id < _INT32
+                and (record_id is None or (record_id.__class__ is int and 0 <= record_id < _INT64))):
+            return None
+        level, task = system.get("Level"), system.get("Task")
+        execution, security = system.get("Execution"), system.get("Security")
+        host = _host_cache.get(computer)
+        if host is None:
+            host = _host_cache[computer] = host_key(computer)
+        values = [
+            system_time, event_id, record_id, system["Provider"]["#attributes"].get("Name"),
+            None if level is None else str(level), None if task is None else str(task), system.get("Keywords"),
+            None if execution is None else str(execution["#attributes"].get("ProcessID")),
+            None if security is None else security["#attributes"].get("UserID"),
+            host, computer, channel,
+        ]
+        data = event.get("EventData")
+        if data is None:
+            keys: tuple[str, ...] = ()
+        elif data.__class__ is dict:
+            keys = tuple(data)
+            values.extend(v if v.__class__ is str or v is None else _scalar_text(v) for v in data.values())
+        else:
+            return None
+        names = _shapes.get(keys)
         if names is None:
-            names = _plan(tuple(data))
-        values = [v if v.__class__ is str or v is None else _scalar_text(v) for v in data.values()]
-        row.update(zip(names, values))
-    elif data is not None:
-        raise ValueError("unusual EventData: general reader")
-    if "UserData" in event:
-        _user_data(event["UserData"], row)
-    return row
+            names = _shapes[keys] = _FAST_FIXED + _plan(keys) + _PROVENANCE
+        return names, values
+    except (KeyError, TypeError, AttributeError, ValueError):
+        return None
 
 
 def from_evtx_json(doc: dict) -> Row | None:
     """The `{"Event": {...}}` document of the evtx parser (also Velociraptor's nested shape)."""
+    shaped = shaped_evtx(doc)
+    if shaped is not None:
+        return dict(zip(*shaped))  # the provenance names have no values yet: zip drops them
     event = doc.get("Event", doc)
     system = event.get("System")
     if not isinstance(system, dict):
         return None
-    try:
-        return _fast_evtx(event, system)
-    except (KeyError, TypeError, AttributeError, ValueError):
-        pass
     row: Row = {}
     time_node = system.get("TimeCreated")
     ts = _attr(time_node, "SystemTime")

@@ -85,15 +85,28 @@ class ColumnBuffer:
     """
 
     def __init__(self) -> None:
-        self.shapes: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
+        self.shapes: dict[tuple[str, ...], list[Any]] = {}
+        self.by_identity: dict[int, list[Any]] = {}  # fast path: readers reuse one names object per layout
         self.rows = 0
 
     def add(self, row: dict[str, Any]) -> None:
-        key = tuple(row)
-        bucket = self.shapes.get(key)
+        names = tuple(row)
+        bucket = self.shapes.get(names)
         if bucket is None:
-            bucket = self.shapes[key] = []
-        bucket.append(tuple(row.values()))
+            bucket = self.shapes[names] = []
+        bucket.append(list(row.values()))
+        self.rows += 1
+
+    def add_shaped(self, names: tuple[str, ...], values: list[Any]) -> None:
+        """A row already split into its column names and values (the readers' fast path). Looking
+        the layout up by identity avoids hashing a tuple of thirty names for every row."""
+        bucket = self.by_identity.get(id(names))
+        if bucket is None:
+            bucket = self.shapes.get(names)
+            if bucket is None:
+                bucket = self.shapes[names] = []
+            self.by_identity[id(names)] = bucket
+        bucket.append(values)
         self.rows += 1
 
     def to_table(self) -> tuple[pa.Table, int]:
@@ -148,14 +161,26 @@ class TableWriter:
         seq = self._seq.get(evidence_id, 0)
         row["seq"] = seq  # (evidence_id, seq) identifies a row for de-duplication
         self._seq[evidence_id] = seq + 1
-        channel = row.get("Channel")
+        self._buffer(row.get("Channel")).add(row)
+
+    def add_shaped(self, names: tuple[str, ...], values: list[Any], evidence_id: str, channel: Any) -> None:
+        """The fast path: `names` already ends with `evidence_id`, `seq`, whose values are added here."""
+        seq = self._seq.get(evidence_id, 0)
+        self._seq[evidence_id] = seq + 1
+        values.append(evidence_id)
+        values.append(seq)
+        self._buffer(channel).add_shaped(names, values)
+
+    def _buffer(self, channel: Any) -> ColumnBuffer:
         buffer = self.buffers.get(channel)
         if buffer is None:
             buffer = self.buffers[channel] = ColumnBuffer()
-        buffer.add(row)
         self.pending += 1
-        if self.pending >= self.batch_rows:
+        if self.pending > self.batch_rows:
             self.flush()
+            buffer = self.buffers[channel] = ColumnBuffer()
+            self.pending = 1
+        return buffer
 
     def flush(self) -> None:
         if not self.pending:
