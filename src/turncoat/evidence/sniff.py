@@ -7,6 +7,8 @@ bytes decide: EVTX magic, archive magics, and for JSON the shape of the first ev
 from __future__ import annotations
 
 import codecs
+import hashlib
+import mmap
 import re
 from pathlib import Path
 
@@ -34,18 +36,26 @@ def sniff(path: Path) -> str:
 
 
 def hash_and_sniff(path: Path) -> tuple[str, str]:
-    """SHA-256 and reader name in one pass over the file (its head serves both)."""
-    import hashlib
+    """SHA-256 and reader name in one pass over the file (its head serves both).
 
+    The file is mapped read-only, so hashing reads the page cache directly instead of copying every
+    byte into Python buffers first; files that cannot be mapped (empty, special) are read.
+    """
     digest = hashlib.sha256()
     with path.open("rb") as handle:
-        head = handle.read(HEAD_BYTES)
-        digest.update(head)
-        if len(head) == HEAD_BYTES:  # more to read: one reused buffer, no allocation per chunk
-            buffer = bytearray(1024 * 1024)
-            view = memoryview(buffer)
-            while count := handle.readinto(buffer):
-                digest.update(view[:count])
+        try:
+            mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+        except (ValueError, OSError):
+            mapped = None
+        if mapped is not None:
+            with mapped:
+                digest.update(mapped)
+                head = mapped[:HEAD_BYTES]
+        else:
+            head = handle.read(HEAD_BYTES)
+            digest.update(head)
+            while chunk := handle.read(1024 * 1024):
+                digest.update(chunk)
     return digest.hexdigest(), sniff_bytes(head)
 
 
