@@ -221,3 +221,16 @@ def test_office_exercises_every_kind_of_evidence(office: tuple[dict, dict, Path]
                  "dead-drop-resolver-queried-by-app", "dead-drop-connection-by-app", "shell-child-of-app",
                  "browser-history-copied-by-app"):
         assert f"rule:{rule}" in rules, rule
+
+
+def test_french_report_explains_in_french(office: tuple[dict, dict, Path], tmp_path: Path) -> None:
+    from turncoat.report.html import render_html
+
+    _, report, _ = office
+    hosts = {h["host"]: h for h in report["hosts"]}
+    assert hosts["wks-03"]["reason_fr"].startswith("3cx-2023 : impossible de conclure")
+    assert "commencent" in hosts["wks-03"]["reason_fr"]
+    assert any(line.startswith("À collecter : des journaux") for line in hosts["wks-04"]["remediation"]["fr"])
+    assert all("cannot clear" not in line for line in hosts["wks-04"]["remediation"]["fr"])
+    page = render_html(report, lang="fr")
+    assert "impossible de conclure" in page and "cannot clear" not in page

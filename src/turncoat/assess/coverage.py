@@ -50,10 +50,32 @@ class Gap:
     start: datetime | None
     end: datetime | None
     detail: str
+    detail_fr_override: str = ""  # for gaps whose French wording is given where they are made
 
     def as_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "channel": self.channel, "start": iso(self.start), "end": iso(self.end),
-                "detail": self.detail}
+                "detail": self.detail, "detail_fr": self.detail_fr()}
+
+    def detail_fr(self) -> str:
+        """The same fact in French, for the owner of a small French firm reading the report."""
+        channel, start, end = self.channel, iso(self.start), iso(self.end)
+        if self.kind == "record-id":
+            if self.detail.startswith("record ids restart"):
+                return f"le journal {channel} a été vidé ou remplacé entre {start} et {end} : des événements peuvent manquer"
+            return f"des enregistrements manquent dans {channel} entre {start} et {end} ({self.detail})"
+        return {
+            "process-silence": f"aucun événement de processus dans {channel} du {start} au {end} alors que le "
+                               "journal continuait : l'audit des processus ou Sysmon était coupé",
+            "time-hole": f"aucun événement dans {channel} du {start} au {end}, sans numéros d'enregistrement "
+                         "pour prouver que rien n'a été perdu",
+            "log-cleared": f"un journal a été effacé le {end} : ses événements antérieurs peuvent manquer",
+            "outside-window": f"les événements de processus de {channel} ne couvrent que {start}..{end}, "
+                              "hors de la période d'exposition",
+            "late-start": f"les événements de processus de {channel} ne commencent que le {end}, après le début "
+                          f"de la période d'exposition ({start})",
+            "early-end": f"les événements de processus de {channel} s'arrêtent le {start}, avant la fin de la "
+                         f"période d'exposition ({end})",
+        }.get(self.kind, self.detail_fr_override or self.detail)
 
 
 @dataclass
@@ -145,6 +167,7 @@ class WindowCheck:
     gaps: list[Gap]
     missing: list[str]
     best: SourceCoverage | None
+    missing_fr: list[str] = field(default_factory=list)
 
 
 def check_window(cov: HostCoverage | None, start: datetime, end: datetime) -> WindowCheck:
@@ -179,11 +202,18 @@ def check_window(cov: HostCoverage | None, start: datetime, end: datetime) -> Wi
             best, best_gaps = source, gaps
         if not gaps:
             return WindowCheck(True, (start, end), [], [], source)
+    missing_fr = [
+        f"des journaux de création de processus ou de chargement de modules (Sysmon 1/7, ou l'audit des "
+        f"processus 4688) sans interruption du {iso(start)} au {iso(end)}",
+    ]
     missing = [
         f"process-creation or module-load telemetry (Sysmon 1/7 or Security 4688 process auditing) "
         f"without gaps from {iso(start)} to {iso(end)}",
     ]
     if not sources:
+        missing_fr.append("cette machine n'a aucun journal de processus : récupérez son journal Sysmon, ou "
+                          "activez « Auditer la création de processus » (4688), son journal Application "
+                          "(MsiInstaller), Amcache et Prefetch")
         missing.append("this host has no process-level log at all: collect its Sysmon log, or enable "
                        "'Audit Process Creation' (4688), its Application log (MsiInstaller), Amcache and Prefetch")
-    return WindowCheck(False, (start, end), best_gaps, missing, best)
+    return WindowCheck(False, (start, end), best_gaps, missing, best, missing_fr)

@@ -100,10 +100,15 @@ def _campaign(pack: Pack, rows: list[dict[str, Any]], cov: HostCoverage | None, 
         window = WindowCheck(False, window.required, [Gap(
             "version-unknown", window.best.channel if window.best else "*", start, required_end,
             f"{names} ran, but these logs do not show which build (no version or hash, no clean install "
-            "recorded, or an in-app update ran)")], [
+            "recorded, or an in-app update ran)",
+            f"{names} a tourné, mais ces journaux ne disent pas quelle version (ni version ni empreinte, aucune "
+            "installation saine enregistrée, ou une mise à jour interne a eu lieu)")], [
             f"a record of which {names} build ran: Sysmon (process creation with hashes and file versions), "
             "the Application log's MsiInstaller events, Amcache or Prefetch, or the app folder itself"],
-            window.best)
+            window.best, [
+            f"une trace de la version de {names} qui a tourné : Sysmon (création de processus avec empreintes et "
+            "versions), les événements MsiInstaller du journal Application, Amcache ou Prefetch, ou le dossier "
+            "de l'application"])
     mine = [r for r in rows if r["campaign"] == pack.id]
     stages_seen = sorted({r["stage"] for r in mine}, key=STAGES.index)
     if stages_seen:
@@ -150,25 +155,44 @@ def _evidence(row: dict[str, Any], paths: dict[str, str]) -> dict[str, Any]:
     }
 
 
-def _reason(host_stage: str, campaign: dict[str, Any], window: WindowCheck, pack: Pack) -> str:
-    """One line a person can read: the decisive evidence, or why the host cannot be cleared."""
+def _reason(host_stage: str, campaign: dict[str, Any], window: WindowCheck, pack: Pack) -> dict[str, str]:
+    """One line a person can read, in English and French: the decisive evidence, or why the host
+    cannot be cleared."""
+    start, end = (iso(t) for t in window.required)
     if host_stage in STAGES:
         top = [e for e in campaign["evidence"] if e["stage"] == host_stage]
         if not top:
-            return f"{pack.id}: {host_stage}"
+            return {"en": f"{pack.id}: {host_stage}", "fr": f"{pack.id} : {host_stage}"}
         # the earliest of the strongest rows; for indicators the title already names the value
         best = min(top, key=lambda e: (-CONFIDENCES.index(e["confidence"]), e["ts"] or "", e["rule_id"]))
-        shown = "" if best["rule_id"].startswith("ioc:") else f" — {best['field']} = {_short(best['value'])}"
-        return f"{pack.id}: {best['title']}{shown} ({best['ts']})"
-    start, end = window.required
+        if best["rule_id"].startswith("ioc:"):
+            _, kind, value = best["rule_id"].split(":", 2)
+            return {"en": f"{pack.id}: {best['title']} ({best['ts']})",
+                    "fr": f"{pack.id} : indicateur connu, {kind} {value} ({best['ts']})"}
+        shown = f"{best['field']} = {_short(best['value'])}"
+        title_fr = _rule_title(pack, best["rule_id"], "fr") or best["title"]
+        return {"en": f"{pack.id}: {best['title']} — {shown} ({best['ts']})",
+                "fr": f"{pack.id} : {title_fr} — {shown} ({best['ts']})"}
     if host_stage == "not-affected":
         src = window.best.channel if window.best else "process telemetry"
-        return f"{pack.id}: {src} covers {iso(start)}..{iso(end)} without gaps and shows no trojanized version"
+        return {"en": f"{pack.id}: {src} covers {start}..{end} without gaps and shows no trojanized version",
+                "fr": f"{pack.id} : {src} couvre {start}..{end} sans interruption et ne montre aucune version piégée"}
     if window.gaps:
-        return f"{pack.id}: cannot clear — {window.gaps[0].detail}"
+        return {"en": f"{pack.id}: cannot clear — {window.gaps[0].detail}",
+                "fr": f"{pack.id} : impossible de conclure — {window.gaps[0].detail_fr()}"}
     if window.best is None:
-        return f"{pack.id}: cannot clear — no process-creation or module-load telemetry for this host"
-    return f"{pack.id}: cannot clear — telemetry does not cover {iso(start)}..{iso(end)}"
+        return {"en": f"{pack.id}: cannot clear — no process-creation or module-load telemetry for this host",
+                "fr": f"{pack.id} : impossible de conclure — aucun journal de création de processus ou de "
+                      "chargement de modules pour cette machine"}
+    return {"en": f"{pack.id}: cannot clear — telemetry does not cover {start}..{end}",
+            "fr": f"{pack.id} : impossible de conclure — les journaux ne couvrent pas {start}..{end}"}
+
+
+def _rule_title(pack: Pack, rule_id: str, lang: str) -> str | None:
+    for rule in pack.rules:
+        if f"rule:{rule['id']}" == rule_id and isinstance(rule.get("title"), dict):
+            return rule["title"].get(lang)
+    return None
 
 
 def _short(value: Any, limit: int = 120) -> str:
@@ -203,9 +227,9 @@ def assess(con: duckdb.DuckDBPyConnection, packs: list[Pack], manifest: dict[str
         cov = coverage.get(host)
         remediation = pack.remediation(worst["stage"])
         if worst["stage"] == "no-evidence":
-            for lang in ("en", "fr"):
-                remediation[lang] = remediation[lang] + [f"{'Collect' if lang == 'en' else 'À collecter'}: {m}"
-                                                         for m in window.missing[:1]]
+            remediation["en"] = remediation["en"] + [f"Collect: {m}" for m in window.missing[:1]]
+            remediation["fr"] = remediation["fr"] + [f"À collecter : {m}" for m in window.missing_fr[:1]]
+        reason = _reason(worst["stage"], worst, window, pack)
         hosts_out.append({
             "host": host,
             "aliases": aliases.get(host, []),
@@ -215,7 +239,8 @@ def assess(con: duckdb.DuckDBPyConnection, packs: list[Pack], manifest: dict[str
             "first_c2": worst["first_c2"],
             "activation_eta": worst["activation_eta"],
             "activation_window": worst["activation_window"],
-            "reason": _reason(worst["stage"], worst, window, pack),
+            "reason": reason["en"],
+            "reason_fr": reason["fr"],
             "campaigns": campaigns,
             "coverage": {
                 "covers_window": window.covers,
@@ -223,6 +248,7 @@ def assess(con: duckdb.DuckDBPyConnection, packs: list[Pack], manifest: dict[str
                 "sources": [s.as_dict() for s in (cov.sources if cov else [])],
                 "gaps": [g.as_dict() for g in (window.gaps or [])][:100],
                 "missing": window.missing,
+                "missing_fr": window.missing_fr,
             },
             "evidence": evidence[:MAX_EVIDENCE_PER_HOST],
             "evidence_total": sum(c["evidence_total"] for c in campaigns),

@@ -172,10 +172,10 @@ def _coverage(host: dict[str, Any], lang: str, tz: str) -> dict[str, Any]:
         "gaps": [
             {"kind": label("gap", str(g.get("kind")), lang), "channel": g.get("channel"),
              "start": fmt_ts(g.get("start"), lang, tz), "end": fmt_ts(g.get("end"), lang, tz),
-             "detail": g.get("detail")}
+             "detail": (g.get("detail_fr") if lang == "fr" else None) or g.get("detail")}
             for g in coverage.get("gaps") or []
         ],
-        "missing": list(coverage.get("missing") or []),
+        "missing": list((coverage.get("missing_fr") if lang == "fr" else None) or coverage.get("missing") or []),
     }
 
 
@@ -208,7 +208,7 @@ def _host_view(host: dict[str, Any], index: int, axis: Axis, report: dict[str, A
         "meaning": label("verdict", f"{verdict}.meaning", lang),
         "confidence": label("confidence", str(host.get("confidence")), lang),
         "confidence_meaning": label("confidence", f"{host.get('confidence')}.meaning", lang),
-        "reason": host.get("reason"),
+        "reason": (host.get("reason_fr") if lang == "fr" else None) or host.get("reason"),
         "milestones": _milestones(host, report, lang, tz),
         "campaigns": [
             {"id": c.get("campaign"), "badge": _badge(str(c.get("stage")), lang),

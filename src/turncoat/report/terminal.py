@@ -105,7 +105,7 @@ def _hosts_table(report: dict[str, Any], lang: str, width: int) -> Table:
             _verdict(str(host.get("verdict")), lang),
             _text(label("confidence", str(host.get("confidence")), lang)),
             *(_text(fmt_ts(host.get(key), lang, style="iso-day")) for key in dates),
-            _text(host.get("reason")),
+            _text((host.get("reason_fr") if lang == "fr" else None) or host.get("reason")),
         )
     return table
 
