@@ -28,7 +28,7 @@ def _timestamps(values: Any) -> tuple[pa.Array, int]:
         # Windows writes 100 ns ticks (7 digits); keep microseconds
         trimmed = pc.replace_substring_regex(arr, r"(\.\d{6})\d+", r"\1")
         return pc.cast(trimmed, pa.timestamp("us", tz="UTC")), 0
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+    except pa.ArrowException:  # invalid or unsupported time text: take the slow path
         pass
     out: list[datetime | None] = []
     bad = 0
