@@ -102,6 +102,7 @@ class _Run:
         self.total = 0
         self.done = 0
         self.task_bytes = TASK_BYTES
+        self.counted: dict[str, int] = {}  # evidence id → bytes it adds to the progress bar
 
     def note_problem(self, display: str, message: str) -> None:
         _add_unique(self.manifest["problems"], {"path": display, "message": message})
@@ -118,6 +119,7 @@ class _Run:
         a duplicate, an unknown format or an unreadable file. Every input gets a manifest entry."""
         display = safe_text(item.display)
         size = _size(item.path)
+        counted = size if item.depth == 0 else 0  # progress counts the inputs' bytes, not unpacked ones
         try:
             digest, kind = hash_and_sniff(item.path)
         except OSError as exc:
@@ -129,7 +131,7 @@ class _Run:
                 _add_unique(first.setdefault("duplicates", []),
                             {"path": display, "sha256": digest, "duplicate_of": first["path"]})
             self.result.skipped += 1
-            self.tick(display, size if item.depth == 0 else 0)
+            self.tick(display, counted)
             return []
         entry = {"evidence_id": digest[:16], "path": display, "sha256": digest, "size": size, "reader": kind,
                  "records": 0, "issues": [], "issue_count": 0, "status": "pending"}
@@ -140,16 +142,16 @@ class _Run:
             entry.update(status="archive", members=len(members))
             for problem in problems:
                 self.note_problem(safe_text(problem.display), problem.message)
-            if item.depth == 0:
-                self.tick(display, size)
+            self.tick(display, counted)
             return [admitted for member in members for admitted in self.admit(member)]
         if kind in (UNKNOWN, EMPTY):
             message = "format not recognised by content; not read" if kind == UNKNOWN else "empty file"
             entry.update(status="unknown-format" if kind == UNKNOWN else "empty", issue_count=1,
                          issues=[{"message": message, "offset": 0}])
             self.result.messages.append(f"{display}: {message}")
-            self.tick(display, size if item.depth == 0 else 0)
+            self.tick(display, counted)
             return []
+        self.counted[entry["evidence_id"]] = counted
         return [(entry, item)]
 
     def tasks(self, items: list[EvidenceItem]) -> Iterator[list[tuple[dict[str, Any], str]]]:
@@ -185,7 +187,7 @@ class _Run:
                 self.result.messages.append(f"{entry['path']} ({where}): {issue['message']}")
             if out["issue_count"] > 5:
                 self.result.messages.append(f"{entry['path']}: {out['issue_count'] - 5} more problems (see manifest)")
-            self.tick(entry["path"], entry["size"] if "!" not in entry["path"] else 0)
+            self.tick(entry["path"], self.counted.pop(entry["evidence_id"], 0))
 
     def read(self, items: list[EvidenceItem], workers: int) -> None:
         self.total = sum(_size(i.path) for i in items)
@@ -252,4 +254,3 @@ def _count_from_store(case: Case, manifest: dict[str, Any]) -> None:
     for entry in manifest["items"]:
         entry["records"] = int(counts.get(entry["evidence_id"], 0))
         entry["records_unique"] = entry["records"] - int(repeated.get(entry["evidence_id"], 0))
-        entry.pop("rows_written", None)

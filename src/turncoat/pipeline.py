@@ -104,10 +104,11 @@ def write_reports(case_dir: Path, report: dict[str, Any], formats: str, lang: st
     for folder, doc in targets:
         folder.mkdir(parents=True, exist_ok=True)
         if "json" in wanted:
-            path = case.report_path if folder == case.reports else folder / "report.json"
-            if folder != case.reports:
-                write_atomic(path, dump_json(doc))
-            written.append(path)
+            if doc is report:  # CASE/report.json is written by assess; only the redacted copy is new
+                written.append(case.report_path)
+            else:
+                write_atomic(folder / "report.json", dump_json(doc))
+                written.append(folder / "report.json")
         if "csv" in wanted:
             path = folder / "hosts.csv"
             write_hosts_csv(doc, path)

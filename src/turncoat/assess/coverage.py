@@ -148,12 +148,12 @@ def measure(con: duckdb.DuckDBPyConnection) -> dict[str, HostCoverage]:
     ).fetchall():
         hosts[host].gaps.append(Gap("time-hole", channel, prev_ts, ts, "no events and no record ids to prove none were lost"))
 
-    # Log cleared: everything before it in the cleared channel may be gone.
+    # Log cleared (the ecs_log_cleared view): Security 1102 clears its own channel; System 104 may
+    # name any log, so it counts against every channel.
     for host, code, ts, cleared in con.execute(
-        """SELECT host, EventID, ts, CASE WHEN EventID = 1102 THEN 'Security' END
-           FROM win_events WHERE host IS NOT NULL
-             AND ((Channel = 'Security' AND EventID = 1102) OR (Channel = 'System' AND EventID = 104))
-           ORDER BY host, ts"""
+        """SELECT "host.name", "event.code", "@timestamp",
+                  CASE WHEN "event.code" = 1102 THEN "event.provider" END
+           FROM ecs_log_cleared WHERE "host.name" IS NOT NULL ORDER BY 1, 3"""
     ).fetchall():
         hosts[host].gaps.append(Gap("log-cleared", cleared or "*", None, ts,
                                     f"event {code}: a log was cleared; earlier records of it may be gone"))

@@ -16,9 +16,9 @@ import duckdb
 
 from turncoat import __version__
 from turncoat.assess.coverage import Gap, HostCoverage, WindowCheck, check_window, measure
-from turncoat.detect.killchain import normalise_version, version_expr
+from turncoat.detect.killchain import condition_sql
 from turncoat.intel.pack import Pack, iso
-from turncoat.store.schema import CONFIDENCES, STAGES, VERDICTS, verdict_rank
+from turncoat.store.schema import CONFIDENCES, FINDINGS_COLUMNS, STAGES, VERDICTS, verdict_rank
 
 MAX_EVIDENCE_PER_HOST = 500
 UNKNOWN_HOST = "(unknown host)"
@@ -26,8 +26,7 @@ EXIT_CLEARED, EXIT_INCONCLUSIVE, EXIT_COMPROMISE = 0, 3, 4
 
 
 def _findings(con: duckdb.DuckDBPyConnection) -> dict[str, list[dict[str, Any]]]:
-    cols = ["campaign", "host", "ts", "stage", "confidence", "rule_id", "title", "view", "field", "value",
-            "evidence_id", "record_id", "line"]
+    cols = list(FINDINGS_COLUMNS)
     by_host: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in con.execute(
         f"SELECT {', '.join(cols)} FROM findings "
@@ -52,10 +51,6 @@ def _best_confidence(rows: list[dict[str, Any]]) -> str:
     return max((r["confidence"] for r in rows), key=CONFIDENCES.index, default="low")
 
 
-def _lit_list(values: list[str]) -> str:
-    return ", ".join("'" + v.lower().replace("'", "''") + "'" for v in values)
-
-
 def version_blind_hosts(con: duckdb.DuckDBPyConnection, pack: Pack, start: datetime, end: datetime) -> set[str]:
     """Hosts where the pack's app ran in the window but no log tells which build it was.
 
@@ -63,30 +58,33 @@ def version_blind_hosts(con: duckdb.DuckDBPyConnection, pack: Pack, start: datet
     its Application log shows a clean build installed and no silent in-app update (Squirrel's
     `Update.exe --update`) ran in the window; otherwise a trojanized build may have run unseen.
     """
-    names = [n for n in pack.resolve("product.names")]
-    stems = [n.lower().removesuffix(".exe") for n in names]
+    names = pack.resolve("product.names")
     packages = pack.resolve("product.package_names") if "package_names" in pack.meta.get("product", {}) else []
-    clean = [normalise_version(v) for v in (pack.meta.get("versions", {}).get("windows", {}).get("clean") or [])]
+    clean = pack.meta.get("versions", {}).get("windows", {}).get("clean") or []
     window = [start, end]
-    in_app_folder = " OR ".join(f"contains(lower(\"process.executable\"), '{stem}')" for stem in stems)
+    app = condition_sql({"field": "process.name", "op": "equals", "values": names})
     blind = {h for (h,) in con.execute(
         f"""SELECT DISTINCT "host.name" FROM ecs_process
-            WHERE lower("process.name") IN ({_lit_list(names)}) AND "@timestamp" BETWEEN ? AND ?
+            WHERE {app} AND "@timestamp" BETWEEN ? AND ?
               AND "process.pe.file_version" IS NULL AND "process.hash.sha256" IS NULL
               AND "process.hash.sha1" IS NULL AND "process.hash.md5" IS NULL""", window).fetchall()}
     if not blind:
         return set()
+    in_app_folder = condition_sql({"field": "process.executable", "op": "contains",
+                                   "values": [n.lower().removesuffix(".exe") for n in names]})
     updated = {h for (h,) in con.execute(
         f"""SELECT DISTINCT "host.name" FROM ecs_process
             WHERE lower("process.name") = 'update.exe' AND "@timestamp" BETWEEN ? AND ?
-              AND contains(lower("process.command_line"), '--update')
-              AND ({in_app_folder})""",
+              AND contains(lower("process.command_line"), '--update') AND {in_app_folder}""",
         window).fetchall()}
-    known_clean = {h for (h,) in con.execute(
-        f"""SELECT DISTINCT "host.name" FROM ecs_package
-            WHERE lower("package.name") IN ({_lit_list(packages)}) AND "event.action" = 'installed'
-              AND {version_expr('lower("package.version")')}
-                  IN ({_lit_list(clean)})""").fetchall()} if packages and clean else set()
+    known_clean = set()
+    if packages and clean:
+        installed_clean = " AND ".join(condition_sql(c) for c in (
+            {"field": "package.name", "op": "equals", "values": packages},
+            {"field": "event.action", "op": "equals", "values": ["installed"]},
+            {"field": "package.version", "op": "version_in", "values": clean}))
+        known_clean = {h for (h,) in con.execute(
+            f'SELECT DISTINCT "host.name" FROM ecs_package WHERE {installed_clean}').fetchall()}
     return {h for h in blind if h in updated or h not in known_clean}
 
 

@@ -31,7 +31,8 @@ def version_expr(column: str) -> str:
     return f"regexp_replace(split_part(trim({column}), ' ', 1), '(\\.0)+$', '')"
 
 
-def _condition(cond: dict[str, Any]) -> str:
+def condition_sql(cond: dict[str, Any]) -> str:
+    """One killchain.yaml condition as SQL (also used by the assessor for its own questions)."""
     column = f'lower("{cond["field"]}")'
     op = cond["op"]
     values = [str(v).lower() for v in cond["values"]]
@@ -59,9 +60,9 @@ def _shown_field(rule: dict[str, Any]) -> str:
 
 def rule_sql(pack: Pack, rule: dict[str, Any]) -> str:
     view = f"ecs_{rule['view']}"
-    where = [_condition(c) for c in rule.get("where") or []]
+    where = [condition_sql(c) for c in rule.get("where") or []]
     if rule.get("any"):
-        where.append("(" + " OR ".join(_condition(c) for c in rule["any"]) + ")")
+        where.append("(" + " OR ".join(condition_sql(c) for c in rule["any"]) + ")")
     shown = _shown_field(rule)
     title = rule.get("title") or {}
     title_en = title.get("en", rule["id"]) if isinstance(title, dict) else str(title)

@@ -7,12 +7,10 @@ import duckdb
 from turncoat.detect.ioc import ioc_findings_sql, load_indicators
 from turncoat.detect.killchain import killchain_findings_sql
 from turncoat.intel.pack import Pack
+from turncoat.store.schema import FINDINGS_COLUMNS
 
-FINDINGS_DDL = (
-    "CREATE OR REPLACE TABLE findings (campaign VARCHAR, host VARCHAR, ts TIMESTAMPTZ, stage VARCHAR, "
-    "confidence VARCHAR, rule_id VARCHAR, title VARCHAR, view VARCHAR, field VARCHAR, value VARCHAR, "
-    "evidence_id VARCHAR, record_id BIGINT, line BIGINT)"
-)
+FINDINGS_DDL = "CREATE OR REPLACE TABLE findings ({})".format(
+    ", ".join(f"{name} {sql_type}" for name, sql_type in FINDINGS_COLUMNS.items()))
 
 
 def run_detection(con: duckdb.DuckDBPyConnection, packs: list[Pack]) -> dict[str, int]:

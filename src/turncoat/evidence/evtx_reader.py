@@ -17,7 +17,6 @@ import orjson
 from turncoat.evidence.base import IssueLog, ReadIssue
 from turncoat.evidence.winevent import content_key, from_evtx_json, shaped_evtx
 
-MAGIC = b"ElfFile\x00"
 FILE_HEADER_SIZE = 4096
 CHUNK_SIZE = 65536
 # A file that keeps failing without yielding records is given up after this many errors in a row.

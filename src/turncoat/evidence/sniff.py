@@ -28,13 +28,6 @@ UNKNOWN = "unknown"
 EMPTY = "empty"
 
 
-def sniff(path: Path) -> str:
-    """The reader name for a file: one of the constants above."""
-    with path.open("rb") as handle:
-        head = handle.read(HEAD_BYTES)
-    return sniff_bytes(head)
-
-
 def hash_and_sniff(path: Path) -> tuple[str, str]:
     """SHA-256 and reader name in one pass over the file (its head serves both).
 

@@ -96,7 +96,6 @@ class Scenario:
     span: Span = DEFAULT_SPAN  # evidence from span.start; logs collected at span.end
 
 
-SYSMON_EVERYWHERE = Telemetry()
 NO_SYSMON_BUT_AUDIT = Telemetry(sysmon_from=None, process_audit_from=_START, defender=False)
 LOGONS_ONLY = Telemetry(sysmon_from=None, application=False, defender=False)
 

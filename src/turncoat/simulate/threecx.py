@@ -294,9 +294,3 @@ def emit_runs(ctx: HostCtx) -> None:
         if t < run.end:
             rec.dns(t, p, pbx, ips, cname)
             rec.connect(after(rng, t, 0.05, 0.3), p, ips[0], 443, pbx)
-
-
-def first_launch(ctx: HostCtx, build: Build) -> AppRun | None:
-    """The first run of `build`."""
-    return next((r for r in runs(ctx) if r.build == build), None)
-

@@ -91,15 +91,14 @@ RESERVED = frozenset(k.casefold() for k in WIN_EVENT_FIXED)
 
 # --- other tables --------------------------------------------------------------------------------
 
-FINDINGS_COLUMNS: tuple[str, ...] = (
-    "campaign", "host", "ts", "stage", "confidence", "rule_id", "title", "view", "field",
-    "value", "evidence_id", "record_id", "line",
-)
+FINDINGS_COLUMNS: dict[str, str] = {  # name → DuckDB type; docs/schema.md describes each
+    "campaign": "VARCHAR", "host": "VARCHAR", "ts": "TIMESTAMPTZ", "stage": "VARCHAR", "confidence": "VARCHAR",
+    "rule_id": "VARCHAR", "title": "VARCHAR", "view": "VARCHAR", "field": "VARCHAR", "value": "VARCHAR",
+    "evidence_id": "VARCHAR", "record_id": "BIGINT", "line": "BIGINT",
+}
 
 # Channels grouped by what they can prove, for coverage: clearing a host needs a "process" source.
 PROCESS_CHANNELS: dict[str, tuple[int, ...]] = {
     "Microsoft-Windows-Sysmon/Operational": (1, 7),
     "Security": (4688,),
 }
-INSTALL_CHANNELS: dict[str, tuple[int, ...]] = {"Application": (1033, 1034, 11707, 11724)}
-LOG_CLEARED: dict[str, tuple[int, ...]] = {"Security": (1102,), "System": (104,)}

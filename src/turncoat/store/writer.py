@@ -151,9 +151,7 @@ class TableWriter:
         self.buffers: dict[Any, ColumnBuffer] = {}
         self.pending = 0
         self.parts: list[Path] = []
-        self.rows_written = 0
         self.bad_times = 0
-        self.columns: set[str] = set()
         self._seq: dict[str, int] = {}
 
     def add(self, row: dict[str, Any]) -> None:
@@ -192,7 +190,5 @@ class TableWriter:
             path = self.directory / f"{self.stem}-{len(self.parts):05d}.parquet"
             pq.write_table(table, path, compression="zstd")
             self.parts.append(path)
-            self.rows_written += table.num_rows
-            self.columns.update(table.column_names)
         self.buffers = {}
         self.pending = 0
