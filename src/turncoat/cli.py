@@ -17,9 +17,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 
-from turncoat import __version__
-from turncoat import pipeline
+from turncoat import __version__, pipeline
+from turncoat.evidence.network import BY_NAME as NET_FORMATS
 from turncoat.intel.pack import PackError
+from turncoat.timezones import ZoneError, parse_source_zones
 
 app = typer.Typer(
     name="turncoat",
@@ -43,7 +44,8 @@ class UsageError(Exception):
     """Bad arguments or nothing usable at the given paths (exit code 2)."""
 
 
-Evidence = Annotated[list[Path], typer.Argument(help="Evidence files or folders (EVTX, JSON exports, archives).")]
+Evidence = Annotated[list[Path], typer.Argument(
+    help="Evidence files or folders (EVTX, JSON exports, Zeek, Suricata, DNS, proxy, firewall and DHCP logs, archives).")]
 CaseOpt = Annotated[Path, typer.Option("--output", "-o", help="Case folder to create or add to.")]
 CaseArg = Annotated[Path, typer.Argument(help="Case folder.")]
 PackOpt = Annotated[Optional[list[str]], typer.Option("--pack", help="Pack id or folder (repeatable); default: all shipped packs.")]
@@ -53,6 +55,9 @@ TzOpt = Annotated[str, typer.Option("--tz", help="Time zone for displayed times 
 DetailOpt = Annotated[bool, typer.Option("--detail", help="Show full URLs and every evidence row.")]
 RedactOpt = Annotated[bool, typer.Option("--redact", help="Also write a shareable copy with hosts and users pseudonymised.")]
 WorkersOpt = Annotated[int, typer.Option("--workers", help="Parallel reader processes.", min=1, max=64)]
+SourceTzOpt = Annotated[Optional[list[str]], typer.Option(
+    "--source-tz", help="Zone of sources that log local time: ZONE for all, or SOURCE=ZONE "
+    "(e.g. windows-dns-debug=Europe/Paris); repeatable. Default UTC.")]
 
 
 def _progress() -> Progress:
@@ -62,14 +67,18 @@ def _progress() -> Progress:
     )
 
 
-def _ingest(evidence: list[Path], case_dir: Path, workers: int) -> None:
+def _ingest(evidence: list[Path], case_dir: Path, workers: int, source_tz: list[str] | None = None) -> None:
+    try:
+        zones = parse_source_zones(source_tz or [], set(NET_FORMATS))
+    except ZoneError as exc:
+        raise UsageError(str(exc)) from exc
     with _progress() as progress:
         task = progress.add_task("reading evidence", total=None, item="")
 
         def advance(item: str, done: int, total: int) -> None:
             progress.update(task, completed=done, total=total, item=item[-60:])
 
-        result = pipeline.ingest(evidence, case_dir, workers=workers, progress=advance)
+        result = pipeline.ingest(evidence, case_dir, workers=workers, progress=advance, source_tz=zones)
     for message in result.messages[:MAX_MESSAGES]:
         err.print(f"[yellow]![/yellow] {escape(message)}", markup=True, highlight=False, soft_wrap=True)
     if len(result.messages) > MAX_MESSAGES:
@@ -80,13 +89,13 @@ def _ingest(evidence: list[Path], case_dir: Path, workers: int) -> None:
     err.print(f"ingested {result.new_items} new item(s), {result.skipped} already in the case, "
               f"{records} records in {case_dir}")
     if not any(i.get("status") == "read" for i in items):
-        raise UsageError(f"nothing readable in {', '.join(map(str, evidence))}: no event log was recognised")
+        raise UsageError(f"nothing readable in {', '.join(map(str, evidence))}: no event or network log was recognised")
 
 
 @app.command()
-def ingest(evidence: Evidence, output: CaseOpt, workers: WorkersOpt = 2) -> None:
+def ingest(evidence: Evidence, output: CaseOpt, workers: WorkersOpt = 2, source_tz: SourceTzOpt = None) -> None:
     """Read evidence into a case store (Parquet + DuckDB) and write its manifest."""
-    _ingest(evidence, output, workers)
+    _ingest(evidence, output, workers, source_tz)
 
 
 @app.command()
@@ -119,10 +128,10 @@ def report(case: CaseArg, format: FormatOpt = "html,json,csv", lang: LangOpt = "
 @app.command()
 def hunt(evidence: Evidence, output: CaseOpt, pack: PackOpt = None, format: FormatOpt = "html,json,csv",
          lang: LangOpt = "en", tz: TzOpt = "UTC", detail: DetailOpt = False, redact: RedactOpt = False,
-         workers: WorkersOpt = 2,
+         workers: WorkersOpt = 2, source_tz: SourceTzOpt = None,
          open_: Annotated[bool, typer.Option("--open", help="Open the HTML report.")] = False) -> None:
     """Ingest → detect → assess → report, in one command."""
-    _ingest(evidence, output, workers)
+    _ingest(evidence, output, workers, source_tz)
     pipeline.detect(output, pack)
     report_doc = pipeline.assess(output, pack)
     written = pipeline.write_reports(output, report_doc, formats=format, lang=lang, tz=tz, detail=detail, redact=redact)
@@ -141,7 +150,7 @@ def query(case: CaseArg, sql: Annotated[str, typer.Argument(help="SQL over the c
 
 @app.command()
 def simulate(output: Annotated[Path, typer.Argument(help="Folder to write the synthetic evidence to.")],
-             scenario: Annotated[str, typer.Option("--scenario", help="office, clean, blind or aftermath.")] = "office",
+             scenario: Annotated[str, typer.Option("--scenario", help="office, clean, blind, aftermath or netonly.")] = "office",
              scale: Annotated[int, typer.Option("--scale", min=1, help="Multiply the office N times.")] = 1,
              seed: Annotated[int, typer.Option("--seed")] = 7) -> None:
     """Write a synthetic small office's evidence and its ground truth (for demos, tests, benchmarks)."""
@@ -158,7 +167,8 @@ def demo(output: Annotated[Path, typer.Option("--output", "-o", help="Where to p
     truth = pipeline.simulate(output / "simulated", scenario, 1, 7)
     case_dir = output / "case"
     err.print(f"simulated {len(truth['hosts'])} hosts in {output / 'simulated' / 'evidence'}")
-    _ingest([output / "simulated" / "evidence"], case_dir, 2)
+    zone = truth.get("network", {}).get("time_zone")  # the office's DNS server logs its local time
+    _ingest([output / "simulated" / "evidence"], case_dir, 2, [zone] if zone else None)
     pipeline.detect(case_dir, None)
     report_doc = pipeline.assess(case_dir, None)
     written = pipeline.write_reports(case_dir, report_doc, formats="html,json,csv", lang=lang, tz="UTC",

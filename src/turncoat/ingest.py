@@ -17,11 +17,15 @@ from typing import Any, Callable, Iterable, Iterator
 from turncoat.evidence.base import IssueLog, ReadIssue
 from turncoat.evidence.evtx_reader import read_evtx
 from turncoat.evidence.json_reader import read_json_document, read_json_lines
+from turncoat.evidence.network import BY_NAME as NET_FORMATS
+from turncoat.evidence.network import NetContext
 from turncoat.evidence.sniff import EMPTY, EVTX, GZIP, JSON_DOCUMENT, JSON_LINES, TAR, UNKNOWN, ZIP, hash_and_sniff
 from turncoat.evidence.sources import EvidenceItem, Walker, cleanup
 from turncoat.store.case import Case, safe_text
-from turncoat.store.schema import WIN_EVENTS
+from turncoat.store.net_writer import NetWriter
+from turncoat.store.schema import NET_TABLES, WIN_EVENTS
 from turncoat.store.writer import DEFAULT_BATCH_ROWS, TableWriter
+from turncoat.timezones import zone_for
 
 ARCHIVES = (ZIP, TAR, GZIP)
 READERS: dict[str, Callable[..., int]] = {
@@ -39,17 +43,19 @@ TASK_BYTES = 256 * 1024 * 1024
 MIN_TASK_BYTES = 4 * 1024 * 1024
 
 
-def read_items(task: list[tuple[str, str, str]], stem: str, parquet_dir: str, batch_rows: int) -> dict[str, Any]:
+def read_items(task: list[tuple[str, str, str]], stem: str, parquet_dir: str, batch_rows: int,
+               source_tz: dict[str, str] | None = None) -> dict[str, Any]:
     """Read a task's evidence items (path, evidence id, reader) into shared Parquet parts.
 
     Runs in a worker process; returns, per evidence id, its problems and the rows it sent.
     """
     writer = TableWriter(Path(parquet_dir) / WIN_EVENTS, stem, batch_rows=batch_rows)
+    net_writer = NetWriter(Path(parquet_dir), stem)
     results: dict[str, Any] = {}
     collecting = gc.isenabled()
     gc.disable()  # millions of short-lived dicts: the cyclic collector would rescan them for nothing
     try:
-        _read_task(task, writer, results)
+        _read_task(task, writer, net_writer, source_tz or {}, results)
     finally:
         if collecting:
             gc.enable()
@@ -58,13 +64,23 @@ def read_items(task: list[tuple[str, str, str]], stem: str, parquet_dir: str, ba
     return results
 
 
-def _read_task(task: list[tuple[str, str, str]], writer: TableWriter, results: dict[str, Any]) -> None:
+def _read_task(task: list[tuple[str, str, str]], writer: TableWriter, net_writer: NetWriter,
+               source_tz: dict[str, str], results: dict[str, Any]) -> None:
     for path, evidence_id, kind in task:
         issues = IssueLog()
         sent = 0
+        zone = None
         try:
-            sink = writer if kind == EVTX else writer.add  # EVTX rows may take the writer's fast path
-            sent = READERS[kind](Path(path), evidence_id, sink, issues)
+            if kind in NET_FORMATS:
+                fmt = NET_FORMATS[kind]
+                ctx = NetContext(evidence_id, issues, net_writer)
+                if fmt.local_time:
+                    zone = source_tz.get(kind) or source_tz.get("*") or "UTC"
+                    ctx.tz = zone_for(zone)
+                sent = fmt.read(Path(path), ctx)
+            else:
+                sink = writer if kind == EVTX else writer.add  # EVTX rows may take the writer's fast path
+                sent = READERS[kind](Path(path), evidence_id, sink, issues)
         except (OSError, MemoryError) as exc:
             issues.add(ReadIssue(f"reading stopped: {exc}"))
         results[evidence_id] = {
@@ -72,6 +88,8 @@ def _read_task(task: list[tuple[str, str, str]], writer: TableWriter, results: d
             "issues": [i.as_dict() for i in issues.listed],
             "issue_count": issues.count,
         }
+        if zone is not None:
+            results[evidence_id]["time_zone"] = zone
     writer.flush()
 
 
@@ -91,8 +109,10 @@ class _Run:
     so hashing overlaps with parsing instead of preceding it.
     """
 
-    def __init__(self, case: Case, manifest: dict[str, Any], batch_rows: int, progress: Progress | None) -> None:
+    def __init__(self, case: Case, manifest: dict[str, Any], batch_rows: int, progress: Progress | None,
+                 source_tz: dict[str, str] | None = None) -> None:
         self.case = case
+        self.source_tz = source_tz or {}
         self.walker = Walker(case.scratch)
         self.manifest = manifest
         self.batch_rows = batch_rows
@@ -170,7 +190,7 @@ class _Run:
 
     def args(self, task: list[tuple[dict[str, Any], str]]) -> tuple:
         spec = [(path, entry["evidence_id"], entry["reader"]) for entry, path in task]
-        return spec, f"{task[0][0]['evidence_id']}-t", str(self.case.parquet), self.batch_rows
+        return spec, f"{task[0][0]['evidence_id']}-t", str(self.case.parquet), self.batch_rows, self.source_tz
 
     def collect(self, task: list[tuple[dict[str, Any], str]], outcome: dict[str, Any]) -> None:
         bad_times = outcome.pop("_bad_times", 0)
@@ -180,6 +200,8 @@ class _Run:
             out = outcome[entry["evidence_id"]]
             entry["issues"] = out["issues"]
             entry["issue_count"] = out["issue_count"]
+            if "time_zone" in out:
+                entry["time_zone"] = out["time_zone"]
             entry["status"] = "read" if out["rows"] or not out["issue_count"] else "unreadable"
             self.result.new_items += 1
             for issue in out["issues"][:5]:
@@ -209,11 +231,16 @@ def ingest(
     workers: int = 2,
     batch_rows: int = DEFAULT_BATCH_ROWS,
     progress: Progress | None = None,
+    source_tz: dict[str, str] | None = None,
 ) -> IngestResult:
-    """Read every evidence item under `inputs` into `case`; returns the updated manifest."""
+    """Read every evidence item under `inputs` into `case`; returns the updated manifest.
+
+    `source_tz` maps a reader name (or "*" for all) to the IANA zone of sources that log local
+    time; they are read as UTC when none is given.
+    """
     case.create()
     manifest = case.load_manifest()
-    run = _Run(case, manifest, batch_rows, progress)
+    run = _Run(case, manifest, batch_rows, progress, source_tz)
     try:
         discovery = run.walker.walk([Path(p) for p in inputs])
         for problem in discovery.problems:
@@ -247,7 +274,9 @@ def _count_from_store(case: Case, manifest: dict[str, Any]) -> None:
         # findings and verdicts describe the evidence as it was: new evidence makes them stale
         con.execute("DROP TABLE IF EXISTS findings")
         con.execute("DROP TABLE IF EXISTS assessments")
-        counts = dict(con.execute("SELECT evidence_id, count(*) FROM win_events_all GROUP BY 1").fetchall())
+        counted = " UNION ALL ".join(
+            f"SELECT evidence_id, count(*) AS n FROM {t} GROUP BY 1" for t in ("win_events_all", *NET_TABLES))
+        counts = dict(con.execute(f"SELECT evidence_id, sum(n) FROM ({counted}) GROUP BY 1").fetchall())
         repeated = dict(con.execute("SELECT evidence_id, count(*) FROM duplicate_rows GROUP BY 1").fetchall())
     finally:
         con.close()

@@ -37,9 +37,10 @@ def packs(names: list[str] | None) -> list[Pack]:
     return load_packs(names)
 
 
-def ingest(evidence: list[Path], case_dir: Path, workers: int = 2, progress: Progress | None = None) -> IngestResult:
+def ingest(evidence: list[Path], case_dir: Path, workers: int = 2, progress: Progress | None = None,
+           source_tz: dict[str, str] | None = None) -> IngestResult:
     paths = [Path(p) for p in evidence]
-    return ingest_items(paths, Case(Path(case_dir)), workers=workers, progress=progress)
+    return ingest_items(paths, Case(Path(case_dir)), workers=workers, progress=progress, source_tz=source_tz)
 
 
 def detect(case_dir: Path, pack_names: list[str] | None) -> dict[str, int]:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import orjson
 
+from turncoat.evidence.network import sniff_network
 from turncoat.evidence.winevent import from_any_json
 
 HEAD_BYTES = 256 * 1024
@@ -63,6 +64,9 @@ def sniff_bytes(head: bytes) -> str:
         return GZIP
     if len(head) > 262 and head[257:262] == b"ustar":
         return TAR
+    network = sniff_network(head)
+    if network is not None:
+        return network
     return _sniff_json(head)
 
 

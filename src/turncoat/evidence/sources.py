@@ -10,11 +10,12 @@ sizes and the compression ratio are bounded against bombs; nesting depth is boun
 
 from __future__ import annotations
 
-import gzip
+import io
 import os
 import shutil
 import tarfile
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
@@ -77,6 +78,57 @@ def _copy_bounded(src: BinaryIO, dst: Path, limit: int, compressed: int | None, 
             if compressed and written > limits.ratio_floor_bytes and written / max(compressed, 1) > limits.max_ratio:
                 raise ArchiveLimitError(f"compression ratio above {limits.max_ratio}:1 (archive bomb?)")
             out.write(chunk)
+
+
+class _Gunzip(io.RawIOBase):
+    """Streaming gunzip that hands out every byte it could decompress before raising on damage.
+
+    `gzip.open(...).read(n)` raises on a cut stream without returning what it had decompressed in
+    that call, so a rotated log cut by a full disk would lose its readable part. Concatenated
+    members (`cat a.gz b.gz`) are read one after another, as gzip itself does.
+    """
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self._raw = path.open("rb")
+        self._inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        self._pending = b""
+        self._error: Exception | None = None
+        self._done = False
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:  # type: ignore[override]
+        size = size if size and size > 0 else 1024 * 1024
+        while len(self._pending) < size and not self._done:
+            self._fill()
+        if not self._pending and self._error is not None:
+            error, self._error = self._error, None
+            raise error
+        out, self._pending = self._pending[:size], self._pending[size:]
+        return out
+
+    def _fill(self) -> None:
+        chunk = self._raw.read(256 * 1024)
+        try:
+            if chunk:
+                self._pending += self._inflate.decompress(chunk)
+                while self._inflate.eof and self._inflate.unused_data:  # the next member
+                    rest = self._inflate.unused_data
+                    self._inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                    self._pending += self._inflate.decompress(rest)
+                return
+            self._pending += self._inflate.flush()
+            if not self._inflate.eof:
+                self._error = EOFError(f"gzip stream cut short after {self._raw.tell()} compressed bytes")
+        except zlib.error as exc:
+            self._error = OSError(f"gzip data damaged near compressed byte {self._raw.tell()}: {exc}")
+        self._done = True
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
 
 
 def _unsafe_name(name: str) -> str | None:
@@ -148,7 +200,7 @@ class Walker:
         return found, self.discovery.problems[problems_before:]
 
     def _member(self, parent: EvidenceItem, name: str, opener, size: int | None, compressed: int | None,
-                depth: int, budget: list[int]) -> None:
+                depth: int, budget: list[int], mtime: float | None = None) -> None:
         display = f"{parent.display}!{name}"
         why = _unsafe_name(name)
         if why:
@@ -168,10 +220,20 @@ class Walker:
             self.discovery.problems.append(SourceProblem(display, f"archive member refused: {exc}"))
             return
         except (OSError, EOFError, zipfile.BadZipFile, tarfile.TarError, RuntimeError) as exc:
-            target.unlink(missing_ok=True)
-            self.discovery.problems.append(SourceProblem(display, f"archive member unreadable: {exc}"))
-            return
+            kept = target.stat().st_size if target.exists() else 0
+            if not kept:
+                target.unlink(missing_ok=True)
+                self.discovery.problems.append(SourceProblem(display, f"archive member unreadable: {exc}"))
+                return
+            # a truncated or damaged stream (a .gz cut by a full disk): what came out before the
+            # damage is real evidence; it is read, and the damage is reported with its position
+            self.discovery.problems.append(SourceProblem(
+                display, f"archive member damaged after {kept} unpacked bytes ({exc or type(exc).__name__}); "
+                         "the part before the damage is read"))
+            written = kept
         budget[0] -= written
+        if mtime:  # keep the original time: readers of year-less syslog lines infer the year from it
+            os.utime(target, (mtime, mtime))
         self._found.append(EvidenceItem(display, target, temporary=True, depth=depth))
 
     def _zip(self, item: EvidenceItem, depth: int) -> None:
@@ -205,7 +267,7 @@ class Walker:
                         SourceProblem(f"{item.display}!{info.name}", f"archive member refused: {kind}"))
                     continue
                 self._member(item, info.name, lambda info=info: archive.extractfile(info), info.size, None,
-                             depth, budget)
+                             depth, budget, mtime=float(info.mtime))
 
     def _gzip(self, item: EvidenceItem, depth: int) -> None:
         try:
@@ -219,7 +281,8 @@ class Walker:
         budget = [self.limits.max_archive_bytes]
         compressed = item.path.stat().st_size
         self._member(EvidenceItem(item.display, item.path), PurePosixPath(inner).name,
-                     lambda: gzip.open(item.path, "rb"), None, compressed, depth, budget)
+                     lambda: _Gunzip(item.path), None, compressed, depth, budget,
+                     mtime=item.path.stat().st_mtime)
 
 
 def cleanup(scratch: Path) -> None:

@@ -30,6 +30,8 @@ def verdict_rank(verdict: str) -> int:
     return VERDICTS.index(verdict)
 
 
+SYSMON = "Microsoft-Windows-Sysmon/Operational"
+
 # --- win_events: every Windows event, whatever the export format -------------------------------
 
 WIN_EVENTS = "win_events"
@@ -99,6 +101,100 @@ FINDINGS_COLUMNS: dict[str, str] = {  # name → DuckDB type; docs/schema.md des
 
 # Channels grouped by what they can prove, for coverage: clearing a host needs a "process" source.
 PROCESS_CHANNELS: dict[str, tuple[int, ...]] = {
-    "Microsoft-Windows-Sysmon/Operational": (1, 7),
+    SYSMON: (1, 7),
     "Security": (4688,),
 }
+
+# --- network tables: one table per kind of network record, whatever the sensor -------------------
+#
+# Readers of network evidence (Zeek, Suricata, DNS servers, proxies, firewalls) write each record to
+# the table of its kind. The columns below carry ECS names and fixed types, so detection reads every
+# sensor the same way; every other field the source logged is kept beside them under the source's own
+# name (Zeek's `uid`, `conn_state`, a `label` column…) as text.
+
+NET_COMMON: dict[str, pa.DataType] = {
+    "evidence_id": pa.string(),
+    "seq": pa.int64(),
+    "line": pa.int64(),
+    "@timestamp": pa.timestamp("us", tz="UTC"),
+    "observer.type": pa.string(),     # which sensor wrote it: zeek, suricata, squid, windows-dns, …
+    "event.dataset": pa.string(),     # the sensor's own log name: zeek.conn, suricata.dns, squid.access, …
+    "source.ip": pa.string(),         # the side that started it: the client, the querier, the host
+    "source.port": pa.int32(),
+    "destination.ip": pa.string(),
+    "destination.port": pa.int32(),
+    "network.transport": pa.string(), # tcp, udp, icmp … (lower case)
+}
+
+NET_TABLES: dict[str, dict[str, pa.DataType]] = {
+    # connections and firewall decisions
+    "net_flow": {
+        "network.protocol": pa.string(),   # application protocol if known (Zeek service)
+        "source.bytes": pa.int64(),
+        "destination.bytes": pa.int64(),
+        "event.duration": pa.float64(),    # seconds
+        "event.action": pa.string(),       # allow / drop / reject … for firewalls; conn_state for Zeek
+    },
+    # DNS questions and answers (sensors and resolvers alike)
+    "net_dns": {
+        "dns.question.name": pa.string(),
+        "dns.question.type": pa.string(),
+        "dns.response_code": pa.string(),
+        "dns.answers": pa.string(),        # answers joined by ","
+    },
+    # HTTP requests, including proxy logs; CONNECT host:port puts the host in url.domain
+    "net_http": {
+        "url.domain": pa.string(),
+        "url.full": pa.string(),
+        "http.request.method": pa.string(),
+        "http.response.status_code": pa.int32(),
+        "user_agent.original": pa.string(),
+        "http.cookie": pa.string(),
+        "event.action": pa.string(),       # proxy result code (TCP_MISS, TCP_TUNNEL …)
+    },
+    # TLS sessions
+    "net_tls": {
+        "tls.client.server_name": pa.string(),
+        "tls.client.ja3": pa.string(),
+        "tls.client.ja4": pa.string(),
+        "tls.server.x509.subject": pa.string(),
+        "tls.server.x509.issuer": pa.string(),
+        "tls.server.x509.serial_number": pa.string(),
+    },
+    # certificates seen on the wire (Zeek x509.log)
+    "net_x509": {
+        "x509.subject": pa.string(),
+        "x509.issuer": pa.string(),
+        "x509.serial_number": pa.string(),
+        "x509.san.dns": pa.string(),       # SAN DNS names joined by ","
+        "tls.server.hash.sha1": pa.string(),
+    },
+    # address leases: who had which IP when (Zeek dhcp.log, Windows DHCP Server audit log)
+    "net_dhcp": {
+        "client.ip": pa.string(),          # the address leased
+        "client.mac": pa.string(),
+        "host.hostname": pa.string(),      # the name the client gave
+        "dhcp.lease_seconds": pa.float64(),
+        "event.action": pa.string(),       # ACK, renew, release, …
+    },
+    # sensor alerts and notices (Suricata alert, Zeek notice and weird)
+    "net_alert": {
+        "rule.name": pa.string(),
+        "rule.id": pa.string(),
+        "event.severity": pa.int32(),
+        "event.action": pa.string(),
+    },
+    # files carried over the network (Zeek files.log, Suricata fileinfo)
+    "net_files": {
+        "file.name": pa.string(),
+        "file.mime_type": pa.string(),
+        "file.hash.md5": pa.string(),
+        "file.hash.sha1": pa.string(),
+        "file.hash.sha256": pa.string(),
+    },
+}
+
+
+def net_columns(table: str) -> dict[str, pa.DataType]:
+    """The fixed columns of a network table, common ones first."""
+    return {**NET_COMMON, **NET_TABLES[table]}

@@ -1,4 +1,5 @@
-"""DuckDB views over the case's Parquet: the de-duplicated `win_events` and the ECS views.
+"""DuckDB views over the case's Parquet: the de-duplicated `win_events`, the ECS views, one view
+per network table, and the `ip_hosts` attribution table (store/attribution.py).
 
 The ECS views are how detectors and packs see events, whatever channel or export they came from.
 EventData columns exist only when some evidence had them, so every view is generated against the
@@ -12,9 +13,9 @@ from pathlib import Path
 
 import duckdb
 
-from turncoat.store.schema import WIN_EVENT_FIXED, WIN_EVENTS
+from turncoat.store.attribution import build_ip_hosts
+from turncoat.store.schema import NET_TABLES, SYSMON, WIN_EVENT_FIXED, WIN_EVENTS, net_columns
 
-SYSMON = "Microsoft-Windows-Sysmon/Operational"
 DEFENDER = "Microsoft-Windows-Windows Defender/Operational"
 POWERSHELL = "Microsoft-Windows-PowerShell/Operational"
 
@@ -251,11 +252,27 @@ def create_views(con: duckdb.DuckDBPyConnection, parquet_root: Path, materialise
                CASE WHEN contains(Computer, '.') THEN 'fqdn' ELSE 'name' END AS kind
         FROM win_events_all WHERE host IS NOT NULL AND Computer IS NOT NULL"""
     )
+    _create_network_views(con, parquet_root)
+    if materialise or not _has_table(con, "ip_hosts"):
+        build_ip_hosts(con)
     present = {row[0] for row in con.execute(f"DESCRIBE {WIN_EVENTS}").fetchall()}
     fields = _Fields(present)
     for view, sources in ECS_VIEWS.items():
         sql = " UNION ALL ".join(_source_sql(view, s, fields) for s in sources)
         con.execute(f"CREATE OR REPLACE VIEW {view} AS {sql}")
+
+
+def _create_network_views(con: duckdb.DuckDBPyConnection, parquet_root: Path) -> None:
+    """One view per network table over its Parquet parts (typed and empty when there are none)."""
+    for table in NET_TABLES:
+        files = parquet_files(parquet_root, table)
+        if files:
+            listing = ", ".join(_lit(p.resolve().as_posix()) for p in files)
+            sql = f"SELECT * FROM read_parquet([{listing}], union_by_name = true)"
+        else:
+            typed = ", ".join(f"CAST(NULL AS {_arrow_sql(t)}) AS {_q(n)}" for n, t in net_columns(table).items())
+            sql = f"SELECT {typed} WHERE false"
+        con.execute(f"CREATE OR REPLACE VIEW {table} AS {sql}")
 
 
 def _arrow_sql(typ) -> str:
@@ -267,4 +284,6 @@ def _arrow_sql(typ) -> str:
         return "BIGINT"
     if pa.types.is_int32(typ):
         return "INTEGER"
+    if pa.types.is_floating(typ):
+        return "DOUBLE"
     return "VARCHAR"

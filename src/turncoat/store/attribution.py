@@ -1,0 +1,138 @@
+"""Which host had which IP address when: the `ip_hosts` table, and attribution of network rows.
+
+Network evidence names addresses, verdicts name hosts. Addresses move (DHCP leases, laptops going
+home), so attribution is over time: every observation of an address in use by a named host — a DHCP
+lease (Zeek dhcp.log, Windows DHCP Server audit log) or the host's own Sysmon event 3 with
+`Initiated=true` (its `SourceIp` is its own address; Security 4624's `IpAddress` is the *remote*
+client and is never used) — starts an interval that lasts until another host is seen with that
+address. The first interval of an address starts at its first observation when that observation is
+a new lease (before the lease, the address was someone else's or no one's); an address first seen in a
+host's own events, or in the renewal of a lease it already held, is taken to have been that host's
+before too.
+
+An address that no interval covers stays visible as `ip:<address>`. Only internal addresses (private,
+link-local, loopback, CGNAT, unique-local IPv6) are hosts of the organisation; the far ends of
+connections are not listed as hosts.
+
+An address through which one network source sees all of its traffic (a NAT gateway in front of the
+sensor, a resolver that forwards for everyone) speaks for many machines: `shared_addresses` finds
+them so the report can say the machine behind cannot be named, instead of guessing.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+from turncoat.store.schema import NET_TABLES, SYSMON
+
+# Lease events that do not mean "this host has this address from now on"; for a Zeek exchange
+# ("DISCOVER,OFFER,REQUEST,ACK") only its last message counts.
+NOT_A_LEASE = r"(?i)(release|nak|decline|expir|delet|conflict|inform|discover|offer|request$)"
+# Lease events by which a host keeps an address it already had.
+RENEWAL = r"(?i)^(renew|rebind)"
+# Logs of DNS servers: all of an organisation's clients ask them, so a single client is a forwarder.
+RESOLVER_OBSERVERS = ("windows-dns", "bind", "dnsmasq", "unbound")
+# Below this many rows a source with one client proves nothing about NAT or forwarding.
+SHARED_MIN_ROWS = 20
+
+# Internal addresses: RFC 1918, CGNAT (RFC 6598), link-local, loopback, unique-local and link-local IPv6.
+INTERNAL_IP = (
+    r"^(10\.|192\.168\.|172\.(1[6-9]|2[0-9]|3[01])\.|100\.(6[4-9]|[7-9][0-9]|1[01][0-9]|12[0-7])\.|"
+    r"169\.254\.|127\.|f[cd][0-9a-f]{2}:|fe[89ab][0-9a-f]:|::1$)"
+)
+
+
+def host_key_sql(expr: str) -> str:
+    """The canonical host key (lower-case short name) of a host name, as in the endpoint readers."""
+    return f"nullif(lower(split_part(trim({expr}), '.', 1)), '')"
+
+
+def internal_sql(expr: str) -> str:
+    return f"regexp_matches(lower({expr}), '{INTERNAL_IP}')"
+
+
+def build_ip_hosts(con: duckdb.DuckDBPyConnection) -> None:
+    """(Re)build `ip_observations`, `ip_hosts` and `shared_sources` from the store."""
+    has_sysmon_ip = {"sourceip", "initiated"} <= {
+        r[0].lower() for r in con.execute("DESCRIBE win_events").fetchall()}
+    endpoint = (
+        f"""SELECT SourceIp AS ip, host, ts, 'endpoint' AS source, evidence_id FROM win_events
+            WHERE Channel = '{SYSMON}' AND EventID = 3 AND lower(Initiated) = 'true'
+              AND SourceIp IS NOT NULL AND host IS NOT NULL AND ts IS NOT NULL"""
+        if has_sysmon_ip else
+        "SELECT NULL::VARCHAR AS ip, NULL::VARCHAR AS host, NULL::TIMESTAMPTZ AS ts, NULL AS source, "
+        "NULL::VARCHAR AS evidence_id WHERE false"
+    )
+    # a Zeek exchange from a client that already had the address (its ciaddr, source.ip) renews it
+    renewed = 'coalesce("source.ip" = "client.ip", false)'
+    last_action = """regexp_extract(coalesce("event.action", ''), '[^,]*$')"""
+    con.execute(
+        f"""CREATE OR REPLACE TABLE ip_observations AS
+        SELECT lower(ip) AS ip, host, ts, source, evidence_id FROM (
+          SELECT "client.ip" AS ip, {host_key_sql('"host.hostname"')} AS host, "@timestamp" AS ts,
+                 CASE WHEN {renewed} OR regexp_matches({last_action}, '{RENEWAL}') THEN 'dhcp-renewal'
+                      ELSE 'dhcp' END AS source, evidence_id
+          FROM net_dhcp
+          WHERE "client.ip" IS NOT NULL AND "host.hostname" IS NOT NULL AND "@timestamp" IS NOT NULL
+            AND "client.ip" NOT IN ('0.0.0.0', '::')
+            AND NOT regexp_matches({last_action}, '{NOT_A_LEASE}')
+          UNION ALL {endpoint})
+        WHERE host IS NOT NULL AND ip NOT IN ('127.0.0.1', '::1')"""
+    ).fetchall()
+    # Runs of the same host per address, in time order; each run holds until the next one starts.
+    con.execute(
+        """CREATE OR REPLACE TABLE ip_hosts AS
+        WITH ordered AS (
+          SELECT *, CASE WHEN host IS DISTINCT FROM lag(host) OVER (PARTITION BY ip ORDER BY ts, host)
+                         THEN 1 ELSE 0 END AS starts
+          FROM ip_observations),
+        runs AS (SELECT *, sum(starts) OVER (PARTITION BY ip ORDER BY ts, host) AS run FROM ordered),
+        spans AS (
+          SELECT ip, host, run, min(ts) AS first_seen, max(ts) AS last_seen,
+                 arg_min(source, ts) AS first_source, list(DISTINCT source ORDER BY source) AS sources
+          FROM runs GROUP BY ip, host, run)
+        SELECT ip, host,
+               CASE WHEN run = 1 AND first_source <> 'dhcp' THEN '-infinity'::TIMESTAMPTZ ELSE first_seen END
+                 AS valid_from,
+               coalesce(lead(first_seen) OVER (PARTITION BY ip ORDER BY run), 'infinity'::TIMESTAMPTZ) AS valid_to,
+               first_seen, last_seen, array_to_string(sources, ',') AS sources
+        FROM spans ORDER BY ip, valid_from"""
+    ).fetchall()
+    _build_shared_sources(con)
+
+
+def attributed_sql(rows_sql: str) -> str:
+    """`rows_sql` (with `ip`, `ts`, `evidence_id`) plus `host_attributed`: the host that had `ip` at
+    `ts`, else `ip:<address>` — always the address for rows of a shared source."""
+    return (
+        f"""SELECT r.*, CASE WHEN s.ip IS NOT NULL THEN 'ip:' || r.ip ELSE coalesce(h.host, 'ip:' || r.ip) END
+                 AS host_attributed
+        FROM ({rows_sql}) r ASOF LEFT JOIN ip_hosts h ON lower(r.ip) = h.ip AND r.ts >= h.valid_from
+        LEFT JOIN shared_sources s ON s.evidence_id = r.evidence_id AND s.ip = lower(r.ip)"""
+    )
+
+
+def _build_shared_sources(con: duckdb.DuckDBPyConnection) -> None:
+    """`shared_sources`: network sources that see every row come from one address standing for many
+    machines — a public address (the sensor sits outside a NAT gateway), or the only client of a
+    DNS server's log (a resolver forwarding for everyone). A capture of one internal host by Zeek or
+    Suricata also has a single client, and is attributed normally."""
+    parts = " UNION ALL ".join(
+        f"""SELECT evidence_id, min("observer.type") AS observer, count(*) AS n,
+                   count(DISTINCT "source.ip") AS clients, min(lower("source.ip")) AS ip
+            FROM {t} WHERE "source.ip" IS NOT NULL GROUP BY evidence_id"""
+        for t in NET_TABLES if t not in ("net_dhcp", "net_x509", "net_files")
+    )
+    resolvers = ", ".join(f"'{o}'" for o in RESOLVER_OBSERVERS)
+    con.execute(
+        f"""CREATE OR REPLACE TABLE shared_sources AS
+        SELECT ip, evidence_id, sum(n) AS n, min(observer) AS observer FROM ({parts})
+        WHERE clients = 1 AND n >= {SHARED_MIN_ROWS} AND (NOT {internal_sql('ip')} OR observer IN ({resolvers}))
+        GROUP BY ip, evidence_id"""
+    ).fetchall()
+
+
+def shared_addresses(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, int, str]]:
+    """(address, evidence_id, rows, observer) of every shared source (see `_build_shared_sources`)."""
+    return [(ip, e, int(n), o) for ip, e, n, o in con.execute(
+        "SELECT ip, evidence_id, n, observer FROM shared_sources ORDER BY ip, evidence_id").fetchall()]
