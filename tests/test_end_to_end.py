@@ -11,16 +11,17 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
+import duckdb
 import orjson
 import pytest
-
 from conftest import FIXTURES
+
 from turncoat import pipeline
 from turncoat.store.schema import VERDICTS
 
 
-def _hunt(evidence: list[Path], case: Path) -> dict:
-    pipeline.ingest(evidence, case)
+def _hunt(evidence: list[Path], case: Path, zone: str | None = None) -> dict:
+    pipeline.ingest(evidence, case, source_tz={"*": zone} if zone else None)
     pipeline.detect(case, None)
     return pipeline.assess(case, None)
 
@@ -41,11 +42,12 @@ def _scenario(name: str, factory: pytest.TempPathFactory) -> tuple[dict, dict, P
     if name not in _RUNS:
         out = factory.mktemp(f"sim-{name}")
         truth = pipeline.simulate(out / "sim", name, 1, 7)
-        _RUNS[name] = (truth, _hunt([out / "sim" / "evidence"], out / "case"), out / "case")
+        zone = truth.get("network", {}).get("time_zone")  # the office's DNS server logs Paris time
+        _RUNS[name] = (truth, _hunt([out / "sim" / "evidence"], out / "case", zone), out / "case")
     return _RUNS[name]
 
 
-@pytest.fixture(params=["office", "clean", "blind", "aftermath"])
+@pytest.fixture(params=["office", "clean", "blind", "aftermath", "netonly"])
 def scenario(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, dict, Path]:
     return _scenario(request.param, tmp_path_factory)
 
@@ -74,7 +76,7 @@ def test_every_simulated_host_matches_its_ground_truth(scenario: tuple[dict, dic
 
 def test_scenarios_exit_codes(scenario: tuple[dict, dict, Path]) -> None:
     truth, report, _ = scenario
-    expected = {"office": 4, "clean": 0, "blind": 3, "aftermath": 4}[truth["scenario"]]
+    expected = {"office": 4, "clean": 0, "blind": 3, "aftermath": 4, "netonly": 4}[truth["scenario"]]
     assert report["summary"]["exit_code"] == expected
 
 
@@ -234,3 +236,35 @@ def test_french_report_explains_in_french(office: tuple[dict, dict, Path], tmp_p
     assert all("cannot clear" not in line for line in hosts["wks-04"]["remediation"]["fr"])
     page = render_html(report, lang="fr")
     assert "impossible de conclure" in page and "cannot clear" not in page
+
+
+def test_network_only_hosts_followed_across_their_address_change(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """netonly: the host whose address changes mid-way is found from both addresses, each row on the
+    host that had the address at the time, and the host that later inherits the old address is not
+    blamed for the traffic before it got it."""
+    truth, report, case = _scenario("netonly", tmp_path_factory)
+    got = {h["host"]: h for h in report["hosts"]}
+    assert not [h for h in got if h.startswith("ip:")]  # every internal address is attributed
+    movers = [h for h in truth["hosts"] if len({a["ip"] for a in h["network"]["addresses"]}) > 1]
+    assert movers
+    for expected in movers:
+        host = got[expected["host"]]
+        assert {a["ip"] for a in host["addresses"]} >= {a["ip"] for a in expected["network"]["addresses"]}
+        if expected["verdict"] == "c2-contact":
+            assert host["first_c2"] < host["last_c2"]
+            con = duckdb.connect(str(case / "case.duckdb"), read_only=True)
+            try:
+                contacted_from = {ip for (ip,) in con.execute(
+                    """SELECT DISTINCT n."source.ip" FROM findings f
+                       JOIN (SELECT evidence_id, line, "source.ip" FROM net_flow UNION ALL
+                             SELECT evidence_id, line, "source.ip" FROM net_dns UNION ALL
+                             SELECT evidence_id, line, "source.ip" FROM net_tls) n USING (evidence_id, line)
+                       WHERE f.host = ?""", [expected["host"]]).fetchall()}
+            finally:
+                con.close()
+            # C2 contact from the old and the new address, both on this host
+            assert {a["ip"] for a in expected["network"]["addresses"]} <= contacted_from
+    for expected in truth["hosts"]:
+        host = got[expected["host"]]
+        assert all(s["kind"] == "network" for s in host["coverage"]["sources"])
+        assert host["verdict"] in ("c2-contact", "no-evidence")

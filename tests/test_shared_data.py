@@ -6,8 +6,8 @@ import csv
 from pathlib import Path
 
 import orjson
-
 from conftest import shared
+
 from turncoat.store.case import Case
 
 

@@ -16,9 +16,10 @@ import duckdb
 
 from turncoat import __version__
 from turncoat.assess.coverage import Gap, HostCoverage, WindowCheck, check_window, measure
+from turncoat.assess.network_coverage import add_network_coverage
 from turncoat.detect.killchain import condition_sql
 from turncoat.intel.pack import Pack, iso
-from turncoat.store.schema import CONFIDENCES, FINDINGS_COLUMNS, STAGES, VERDICTS, verdict_rank
+from turncoat.store.schema import CONFIDENCES, FINDINGS_COLUMNS, NET_TABLES, STAGES, VERDICTS, verdict_rank
 
 MAX_EVIDENCE_PER_HOST = 500
 UNKNOWN_HOST = "(unknown host)"
@@ -47,6 +48,21 @@ def _aliases(con: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:
     return out
 
 
+def _addresses(con: duckdb.DuckDBPyConnection) -> dict[str, list[dict[str, Any]]]:
+    """Per host, the addresses it had and when (from DHCP leases and its own events)."""
+    out: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for host, ip, first, last, sources in con.execute(
+        "SELECT host, ip, first_seen, last_seen, sources FROM ip_hosts ORDER BY host, first_seen, ip"
+    ).fetchall():
+        out[host].append({"ip": ip, "first_seen": iso(first), "last_seen": iso(last), "sources": sources})
+    return out
+
+
+def _network_records(con: duckdb.DuckDBPyConnection) -> int:
+    counts = " + ".join(f"(SELECT count(*) FROM {t})" for t in NET_TABLES)
+    return int(con.execute(f"SELECT {counts}").fetchall()[0][0])
+
+
 def _best_confidence(rows: list[dict[str, Any]]) -> str:
     return max((r["confidence"] for r in rows), key=CONFIDENCES.index, default="low")
 
@@ -58,6 +74,8 @@ def version_blind_hosts(con: duckdb.DuckDBPyConnection, pack: Pack, start: datet
     its Application log shows a clean build installed and no silent in-app update (Squirrel's
     `Update.exe --update`) ran in the window; otherwise a trojanized build may have run unseen.
     """
+    if "names" not in (pack.meta.get("product") or {}):
+        return set()  # a pack of indicators only names no app whose build could be unknown
     names = pack.resolve("product.names")
     packages = pack.resolve("product.package_names") if "package_names" in pack.meta.get("product", {}) else []
     clean = pack.meta.get("versions", {}).get("windows", {}).get("clean") or []
@@ -93,7 +111,7 @@ def _campaign(pack: Pack, rows: list[dict[str, Any]], cov: HostCoverage | None, 
     start, end = pack.window
     required_end = min(end, case_end) if case_end else end
     window: WindowCheck = check_window(cov, start, required_end)
-    if window.covers and version_blind:
+    if window.covers and version_blind:  # only packs that name their product find such hosts
         names = ", ".join(pack.resolve("product.names"))
         window = WindowCheck(False, window.required, [Gap(
             "version-unknown", window.best.channel if window.best else "*", start, required_end,
@@ -128,6 +146,7 @@ def _campaign(pack: Pack, rows: list[dict[str, Any]], cov: HostCoverage | None, 
         "confidence": confidence,
         "first_execution": iso(first_execution),
         "first_c2": iso(min(contact)) if contact else None,
+        "last_c2": iso(max(contact)) if contact else None,
         "activation_eta": iso(eta),
         "activation_window": {
             "earliest": iso(first_execution + timedelta(days=dormancy["min"])) if first_execution else None,
@@ -201,6 +220,8 @@ def _short(value: Any, limit: int = 120) -> str:
 def assess(con: duckdb.DuckDBPyConnection, packs: list[Pack], manifest: dict[str, Any]) -> dict[str, Any]:
     """The whole report.json document (docs/report.md), deterministic for the same store and packs."""
     coverage = measure(con)
+    shared = add_network_coverage(con, coverage)
+    addresses = _addresses(con)
     findings = _findings(con)
     aliases = _aliases(con)
     first_event, last_event, records, kept = con.execute(
@@ -228,13 +249,19 @@ def assess(con: duckdb.DuckDBPyConnection, packs: list[Pack], manifest: dict[str
             remediation["en"] = remediation["en"] + [f"Collect: {m}" for m in window.missing[:1]]
             remediation["fr"] = remediation["fr"] + [f"À collecter : {m}" for m in window.missing_fr[:1]]
         reason = _reason(worst["stage"], worst, window, pack)
+        shared_gaps = [g for g in (cov.gaps if cov else []) if g.kind == "shared-address"]
+        if shared_gaps:
+            reason = {"en": f"{reason['en']} — {shared_gaps[0].detail}",
+                      "fr": f"{reason['fr']} — {shared_gaps[0].detail_fr()}"}
         hosts_out.append({
             "host": host,
             "aliases": aliases.get(host, []),
+            "addresses": addresses.get(host, []),
             "verdict": worst["stage"],
             "confidence": worst["confidence"],
             "first_execution": worst["first_execution"],
             "first_c2": worst["first_c2"],
+            "last_c2": worst["last_c2"],
             "activation_eta": worst["activation_eta"],
             "activation_window": worst["activation_window"],
             "reason": reason["en"],
@@ -244,7 +271,7 @@ def assess(con: duckdb.DuckDBPyConnection, packs: list[Pack], manifest: dict[str
                 "covers_window": window.covers,
                 "required": {"start": iso(window.required[0]), "end": iso(window.required[1])},
                 "sources": [s.as_dict() for s in (cov.sources if cov else [])],
-                "gaps": [g.as_dict() for g in (window.gaps or [])][:100],
+                "gaps": [g.as_dict() for g in [*(window.gaps or []), *shared_gaps]][:100],
                 "missing": window.missing,
                 "missing_fr": window.missing_fr,
             },
@@ -269,6 +296,9 @@ def assess(con: duckdb.DuckDBPyConnection, packs: list[Pack], manifest: dict[str
             "errors": sum(i.get("issue_count", 0) for i in items) + len(manifest.get("problems", [])),
             "first_event": iso(first_event),
             "last_event": iso(last_event),
+            "network_records": _network_records(con),
+            "addresses_attributed": sum(len(v) for v in addresses.values()),
+            "shared_addresses": shared,
         },
         "campaigns": [p.summary() for p in packs],
         "summary": {

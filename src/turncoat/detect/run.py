@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import duckdb
 
-from turncoat.detect.ioc import ioc_findings_sql, load_indicators
+from turncoat.detect.ioc import attribute_findings, ioc_findings_queries, load_indicators
 from turncoat.detect.killchain import killchain_findings_sql
 from turncoat.intel.pack import Pack
 from turncoat.store.schema import FINDINGS_COLUMNS
@@ -19,12 +19,14 @@ def run_detection(con: duckdb.DuckDBPyConnection, packs: list[Pack]) -> dict[str
     counts: dict[str, int] = {}
     for pack in packs:
         load_indicators(con, pack)
-        queries = [ioc_findings_sql(pack)]
+        queries = ioc_findings_queries(pack)
         behaviour = killchain_findings_sql(pack)
         if behaviour:
             queries.append(behaviour)
-        con.execute(f"INSERT INTO findings SELECT DISTINCT * FROM ({' UNION ALL '.join(queries)})").fetchall()
+        for query in queries:  # each match kind yields distinct rows (its view and field are in them)
+            con.execute(f"INSERT INTO findings SELECT DISTINCT * FROM ({query})").fetchall()
         counts[pack.id] = con.execute(
             "SELECT count(*) FROM findings WHERE campaign = ?", [pack.id]
         ).fetchall()[0][0]
+    attribute_findings(con)
     return counts

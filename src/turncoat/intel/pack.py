@@ -7,6 +7,7 @@ user's own pack fails with a message naming the file and the row, not with a cra
 from __future__ import annotations
 
 import csv
+import ipaddress
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
@@ -20,11 +21,27 @@ from turncoat.store.views import ECS_VIEWS, view_columns
 
 BUILTIN = Path(__file__).parent / "packs"
 IOC_COLUMNS = ("type", "value", "role", "stage", "stage_on_disk", "confidence", "platform", "source", "note")
-IOC_TYPES = ("sha256", "sha1", "md5", "domain", "url", "ip", "filename", "filepath", "user_agent",
-             "cert_serial", "threat_name")
+IOC_TYPES = ("sha256", "sha1", "md5", "domain", "url", "ip", "cidr", "filename", "filepath", "user_agent",
+             "cookie", "ja3", "ja4", "cert_serial", "threat_name")
 OPERATORS = ("equals", "startswith", "endswith", "contains", "version_in", "not_equals")
 _HASH_LEN = {"sha256": 64, "sha1": 40, "md5": 32}
 _ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+
+
+MIN_CIDR_PREFIX = 16  # wider networks are never sound indicators, and are matched address by address
+
+
+def _address_problem(kind: str, value: str) -> str | None:
+    try:
+        if kind == "ip":
+            ipaddress.ip_address(value)
+            return None
+        net = ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        return f"`{value}` is not an {'IP address' if kind == 'ip' else 'IP network'}"
+    if net.version != 4 or net.prefixlen < MIN_CIDR_PREFIX:
+        return f"`{value}`: only IPv4 networks of /{MIN_CIDR_PREFIX} or narrower are indicators (list IPv6 addresses as `ip`)"
+    return None
 
 
 class PackError(ValueError):
@@ -177,6 +194,9 @@ def _load_iocs(path: Path, problems: list[str]) -> list[dict[str, str]]:
                 continue
             if kind in _HASH_LEN and not re.fullmatch(f"[0-9a-fA-F]{{{_HASH_LEN[kind]}}}", value):
                 problems.append(f"{where}: `{value}` is not a {kind}")
+                continue
+            if kind in ("ip", "cidr") and (problem := _address_problem(kind, value)):
+                problems.append(f"{where}: {problem}")
                 continue
             if row.get("stage") not in STAGES or (row.get("stage_on_disk") or STAGES[0]) not in STAGES:
                 problems.append(f"{where}: stage must be one of {', '.join(STAGES)}")

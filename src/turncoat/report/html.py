@@ -183,7 +183,7 @@ def _milestones(host: dict[str, Any], report: dict[str, Any], lang: str, tz: str
     """First run, expected activation, first C2 — with a note when a date lies after the logs end."""
     last = parse_ts((report.get("case") or {}).get("last_event"))
     items = []
-    for key in ("first_execution", "activation_eta", "first_c2"):
+    for key in ("first_execution", "activation_eta", "first_c2", "last_c2"):
         when = parse_ts(host.get(key))
         items.append({
             "label": t(f"col.{key}", lang),
@@ -203,6 +203,9 @@ def _host_view(host: dict[str, Any], index: int, axis: Axis, report: dict[str, A
         "anchor": f"host-{index}",
         "name": host.get("host"),
         "aliases": [alias for alias in host.get("aliases") or [] if alias != host.get("host")],
+        "addresses": [
+            {"ip": a.get("ip"), "first": fmt_ts(a.get("first_seen"), lang, tz), "last": fmt_ts(a.get("last_seen"), lang, tz)}
+            for a in host.get("addresses") or []],
         "verdict": verdict,
         "badge": _badge(verdict, lang),
         "meaning": label("verdict", f"{verdict}.meaning", lang),

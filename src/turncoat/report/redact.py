@@ -58,9 +58,22 @@ def _host_names(report: dict[str, Any]) -> set[str]:
     """Every host key and alias the report knows."""
     names: set[str] = set()
     for host in report.get("hosts") or []:
-        names.add(str(host.get("host") or ""))
+        key = str(host.get("host") or "")
+        if not key.startswith("ip:"):  # an address, pseudonymised as such (`ip:addr-…`)
+            names.add(key)
         names.update(str(alias) for alias in host.get("aliases") or [])
     return {name for name in names if name.strip()}
+
+
+def _addresses(report: dict[str, Any]) -> set[str]:
+    """The organisation's own addresses: those hosts had, and those standing for unnamed hosts."""
+    found: set[str] = set()
+    for host in report.get("hosts") or []:
+        key = str(host.get("host") or "")
+        if key.startswith("ip:"):
+            found.add(key[3:])
+        found.update(str(a.get("ip")) for a in host.get("addresses") or [] if a.get("ip"))
+    return {a for a in found if a.strip()}
 
 
 def _strings(node: Any, key: str | None = None) -> Iterable[tuple[str | None, str]]:
@@ -105,6 +118,7 @@ def _mapping(report: dict[str, Any], salt: str) -> dict[str, str]:
     users, machines = _user_names(report, hosts)
     mapping = {user.casefold(): _pseudonym("user", user, salt) for user in users}
     mapping.update({host.casefold(): _pseudonym("host", host, salt) for host in hosts | machines})
+    mapping.update({ip.casefold(): _pseudonym("addr", ip, salt) for ip in _addresses(report)})
     return mapping
 
 
@@ -135,7 +149,7 @@ def _rewrite(node: Any, replace: Callable[[str], str], key: str | None = None) -
 def redact(report: dict[str, Any], salt: str = DEFAULT_SALT) -> dict[str, Any]:
     """A deep copy of `report` with host names, aliases and user names replaced by pseudonyms.
 
-    Hosts become `host-<8 hex>` and users `user-<8 hex>` (first 8 hex of sha256(salt + name),
+    Hosts become `host-<8 hex>`, the organisation's own addresses `addr-<8 hex>` and users `user-<8 hex>` (first 8 hex of sha256(salt + name),
     name case-folded), everywhere: host keys, aliases, evidence values and paths, reasons,
     remediation, evidence file paths. The copy gains `"redacted": true` so renderers can say so.
     """
