@@ -137,7 +137,7 @@ def test_scale_doubles_the_hosts(tmp_path: Path, runs) -> None:
     truth = simulate(tmp_path, scenario="office", scale=2)
     names = [h["host"] for h in truth["hosts"]]
     assert len(names) == 2 * len(single["hosts"]) == len(set(names))
-    assert sorted(p.name for p in (tmp_path / "evidence").iterdir()) == sorted(names)
+    assert sorted(p.name for p in (tmp_path / "evidence").iterdir() if p.name != "network") == sorted(names)
     count = lambda t, v: sum(h["verdict"] == v for h in t["hosts"])  # noqa: E731
     assert all(count(truth, v) == 2 * count(single, v) for v in VERDICTS)
 
@@ -198,19 +198,23 @@ def test_ground_truth_covers_every_host(runs, scenario: str) -> None:
     folder, truth = runs[scenario]
     on_disk = json.loads((folder / "ground-truth.json").read_text(encoding="utf-8"))
     assert on_disk == truth
-    assert list(truth) == ["scenario", "seed", "collection_end", "hosts"]
+    network = (folder / "evidence" / "network").is_dir()  # the office's network logs (tested on their own)
+    assert list(truth) == ["scenario", "seed", "collection_end", "hosts"] + (["network"] if network else [])
     assert truth["scenario"] == scenario and truth["seed"] == 7
     assert truth["collection_end"] == COLLECTION_ENDS.get(scenario, DEFAULT_COLLECTION_END)
     names = [h["host"] for h in truth["hosts"]]
     assert names == sorted(names)
-    assert set(names) == {p.name for p in (folder / "evidence").iterdir()}
+    folders = {p.name for p in (folder / "evidence").iterdir()} - {"network"}
+    endpoint = bool(folders)  # a network-only scenario has no host folder at all
+    assert set(names) == folders or (network and not endpoint)
     for h in truth["hosts"]:
-        assert list(h) == ["host", "verdict", "first_execution", "activation_eta", "first_c2", "story"]
+        assert list(h) == ["host", "verdict", "first_execution", "activation_eta", "first_c2", "story"] + (
+            ["network"] if network else [])
         assert h["verdict"] in VERDICTS and h["story"]
         for key in ("first_execution", "activation_eta", "first_c2"):
             assert h[key] is None or ISO_S.match(h[key])
-        if h["first_execution"] is None:
-            assert h["activation_eta"] is None and h["first_c2"] is None
+        if h["first_execution"] is None:  # network only: C2 contact is seen, the execution is not
+            assert h["activation_eta"] is None and (h["first_c2"] is None or not endpoint)
         else:
             assert _ts(h["activation_eta"]) - _ts(h["first_execution"]) == timedelta(days=7)
 
@@ -259,6 +263,8 @@ def test_attack_traces_stay_on_their_hosts(runs) -> None:
     order = ["not-affected", "no-evidence", "vulnerable-installed", "armed-dormant", "c2-contact", "payload", "data-stolen"]
     for folder, truth in runs.values():
         events = _events(folder)
+        if not events:  # network only: no host logs to carry any mark
+            continue
         for h in truth["hosts"]:
             lines = [json.dumps(e) for ev in events[h["host"]].values() for e in ev]
             blob = "\n".join(lines)

@@ -17,6 +17,7 @@ from . import attack, catalog, noise, sessions, threecx
 from .actors import HostId, ProcFactory
 from .clock import UTC, Span, after, early_in_second, iso_s
 from .context import HostCtx
+from .network import HostNet, office_ip
 from .recorder import Recorded, Recorder, Sources
 from .scenarios import HostSpec, Telemetry
 
@@ -29,10 +30,12 @@ class HostResult:
     truth: dict[str, Any]
 
 
-def simulate_host(spec: HostSpec, scenario: str, seed: int, index: int, span: Span) -> HostResult:
+def simulate_host(spec: HostSpec, scenario: str, seed: int, index: int, span: Span,
+                  net: HostNet | None = None) -> HostResult:
+    """`net`: where the office network sees this host, in a scenario whose network is logged."""
     seed_key = f"{seed}:{scenario}:{spec.name}"
-    host = HostId(spec.name, ip=f"192.168.{10 + index // 200}.{20 + index % 200}", user=spec.user, rid=1104 + index)
-    rec = Recorder(host, _sources(spec.telemetry), random.Random(f"{seed_key}:recorder"), span)
+    host = HostId(spec.name, ip=office_ip(index), user=spec.user, rid=1104 + index)
+    rec = Recorder(host, _sources(spec.telemetry), random.Random(f"{seed_key}:recorder"), span, net)
     procs = ProcFactory(host, random.Random(f"{seed_key}:procs"))
     svchost = catalog.SVCHOST.template
     ctx = HostCtx(

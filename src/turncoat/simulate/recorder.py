@@ -4,7 +4,9 @@ Behaviour code (`noise.py`, `threecx.py`, `attack.py`) says what happened ("this
 "that name was resolved"); the recorder turns it into the events the host's configured logs would hold:
 a process start becomes Sysmon 1 where Sysmon runs, and Security 4688 where process auditing is on,
 and nothing where neither is. That is how a host "without Sysmon" or "whose Sysmon log rolled over" is
-simulated without a second copy of any behaviour.
+simulated without a second copy of any behaviour. Where the office network is logged too, name
+resolutions and connections also go to the host's `HostNet` (whatever the host's own logs keep), which
+gives the host's address at each instant and says where a proxied connection really went.
 """
 
 from __future__ import annotations
@@ -12,13 +14,16 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import winlog
 from .actors import DOMAIN, SYSTEM_SID, HostId, Proc
 from .clock import Span, sysmon_time
 from .pe import Binary
 from .winlog import Channel, Origin
+
+if TYPE_CHECKING:
+    from .network import HostNet
 
 #: Event schema versions as the providers write them (Sysmon 14, Windows 10 auditing).
 _SYSMON_VERSION = {1: 5, 3: 5, 7: 3, 11: 2, 22: 5}
@@ -48,10 +53,12 @@ Recorded = tuple[datetime, int, dict[str, Any]]
 class Recorder:
     """Collects one host's events per channel."""
 
-    def __init__(self, host: HostId, sources: Sources, rng: random.Random, span: Span) -> None:
+    def __init__(self, host: HostId, sources: Sources, rng: random.Random, span: Span,
+                 net: HostNet | None = None) -> None:
         self.host = host
         self.sources = sources
         self.span = span
+        self.net = net
         self.events: dict[str, list[Recorded]] = {}
         self._rng = rng
         self._seq = 0
@@ -125,7 +132,9 @@ class Recorder:
             })
 
     def dns(self, ts: datetime, proc: Proc, name: str, ips: tuple[str, ...], cname: str | None = None) -> None:
-        """A process resolved a name (Sysmon 22)."""
+        """A process resolved a name (Sysmon 22; a query to the DNS server on the network)."""
+        if self.net is not None:
+            self.net.dns(ts, name, ips, cname)
         if self.sources.sysmon_at(ts):
             results = (f"type:  5 {cname};" if cname else "") + "".join(f"::ffff:{ip};" for ip in ips)
             self._sysmon(ts, 22, {
@@ -134,12 +143,25 @@ class Recorder:
             })
 
     def connect(self, ts: datetime, proc: Proc, ip: str, port: int, hostname: str) -> None:
-        """A process opened an outbound TCP connection (Sysmon 3)."""
-        if self.sources.sysmon_at(ts):
+        """A process opened an outbound TCP connection (Sysmon 3; a connection on the network, to the
+        proxy for a host that uses it)."""
+        sysmon = self.sources.sysmon_at(ts)
+        if not sysmon and self.net is None:
+            return
+        source_ip = self.host.ip
+        if sysmon:
+            source_port = self._rng.randrange(49152, 65535)
+        else:
+            assert self.net is not None
+            source_port = self.net.source_port()
+        if self.net is not None:
+            source_ip = self.net.ip_at(ts)
+            ip, port, hostname = self.net.connect(ts, proc.image, ip, port, hostname, source_port)
+        if sysmon:
             self._sysmon(ts, 3, {
                 "ProcessGuid": proc.guid, "ProcessId": str(proc.pid), "Image": proc.image, "User": proc.user,
-                "Protocol": "tcp", "Initiated": "true", "SourceIsIpv6": "false", "SourceIp": self.host.ip,
-                "SourceHostname": self.host.fqdn, "SourcePort": str(self._rng.randrange(49152, 65535)),
+                "Protocol": "tcp", "Initiated": "true", "SourceIsIpv6": "false", "SourceIp": source_ip,
+                "SourceHostname": self.host.fqdn, "SourcePort": str(source_port),
                 "SourcePortName": "-", "DestinationIsIpv6": "false", "DestinationIp": ip,
                 "DestinationHostname": hostname, "DestinationPort": str(port),
                 "DestinationPortName": {443: "https", 80: "http"}.get(port, "-"),

@@ -4,7 +4,9 @@ A scenario is a `Scenario`: its hosts (`HostSpec`), a description, and its evide
 start and when they were collected); adding one means adding an entry to `_SCENARIOS`. A host's fate is
 its `verdict`, and for the compromised ones a `Compromise` giving the dates of each stage; `attack.py`
 has one function per stage and runs the one the verdict names. What else happens to the host's 3CX
-client (a clean update, an uninstall, a clean reinstall) is a list of `AppStep`s.
+client (a clean update, an uninstall, a clean reinstall) is a list of `AppStep`s. A scenario with an
+office network also gets what the network saw (`network.py`): which hosts go through the web proxy,
+and when a host's DHCP address changes (`Readdress`), are host attributes too.
 """
 
 from __future__ import annotations
@@ -73,6 +75,21 @@ class AppStep:
 
 
 @dataclass(frozen=True)
+class Readdress:
+    """On `day` the host gets another DHCP address: a fresh one from the pool, or `takes_from`'s first
+    address (that host must have left it more than a lease earlier).
+
+    `new_mac`: the host came back with another network adapter (say, a replaced USB-C dock), so the
+    server saw a new client; otherwise its old address was refused (NAK) and it asked for a new one.
+    The exchange happens before work that day, or at power-on when the machine was off the day before.
+    """
+
+    day: date
+    takes_from: str | None = None
+    new_mac: bool = False
+
+
+@dataclass(frozen=True)
 class HostSpec:
     name: str
     user: str
@@ -84,6 +101,8 @@ class HostSpec:
     browser: str = "chrome"
     app_steps: tuple[AppStep, ...] = ()  # in date order
     powered_off: tuple[tuple[date, date], ...] = ()  # inclusive ranges of days the machine stayed off
+    proxy: bool = False  # its web traffic goes through the office proxy (a PAC file that resolves names first)
+    readdress: tuple[Readdress, ...] = ()  # DHCP address changes, in date order
 
     def is_off(self, day: date) -> bool:
         return any(first <= day <= last for first, last in self.powered_off)
@@ -94,22 +113,29 @@ class Scenario:
     hosts: tuple[HostSpec, ...]
     description: str
     span: Span = DEFAULT_SPAN  # evidence from span.start; logs collected at span.end
+    network: bool = False  # the office's network logs (Zeek sensor, DNS server, proxy) are collected too
+    endpoint: bool = True  # the hosts' own logs are collected (False: network evidence only)
 
 
 NO_SYSMON_BUT_AUDIT = Telemetry(sysmon_from=None, process_audit_from=_START, defender=False)
 LOGONS_ONLY = Telemetry(sysmon_from=None, application=False, defender=False)
+NO_LOGS = Telemetry(sysmon_from=None, logons=False, application=False, defender=False)
 
 _OFFICE: tuple[HostSpec, ...] = (
     HostSpec("wks-01", "c.dupont", "not-affected", clean_app=CleanApp(),
              story="Sysmon over the whole span; clean 3CX 18.11.1213 runs every working day"),
     HostSpec("wks-02", "m.bernard", "not-affected", telemetry=NO_SYSMON_BUT_AUDIT,
-             clean_app=CleanApp(installed=date(2022, 11, 21)), browser="msedge",
-             story="no Sysmon; Security 4688 over the whole span; clean 3CX 18.11.1213 installed by MSI on 2022-11-21"),
+             clean_app=CleanApp(installed=date(2022, 11, 21)), browser="msedge", proxy=True,
+             story="no Sysmon; Security 4688 over the whole span; clean 3CX 18.11.1213 installed by MSI on 2022-11-21; "
+                   "web through the proxy"),
     HostSpec("wks-03", "s.petit", "no-evidence", telemetry=Telemetry(sysmon_from=date(2023, 2, 1)),
              clean_app=CleanApp(),
              story="Sysmon log rolled over: it starts on 2023-02-01; clean 3CX only; the window start is unseen"),
     HostSpec("wks-04", "l.moreau", "no-evidence", telemetry=LOGONS_ONLY,
-             story="only Security 4624 logons: no process telemetry at all"),
+             powered_off=((date(2023, 3, 16), date(2023, 3, 28)),),
+             readdress=(Readdress(date(2023, 3, 29), takes_from="wks-07"),),
+             story="only Security 4624 logons: no process telemetry at all; off 2023-03-16..28, its lease expired: "
+                   "back on 2023-03-29 with the address wks-07 had until 2023-03-20"),
     HostSpec("wks-05", "j.laurent", "vulnerable-installed",
              compromise=Compromise(installed=date(2023, 3, 20), defender_alert=True),
              story="3CXDesktopApp-18.12.416.msi installed on 2023-03-20, never launched; Defender flagged ffmpeg.dll"),
@@ -118,12 +144,15 @@ _OFFICE: tuple[HostSpec, ...] = (
              story="18.12.416 installed and first run on Saturday 2023-03-25; dormant: activation due after collection"),
     HostSpec("wks-07", "a.roux", "c2-contact", clean_app=CleanApp(),
              compromise=Compromise(installed=date(2023, 3, 8), c2_domains=("akamaitechcloudservices.com",)),
-             story="18.11.1213 upgraded by MSI to 18.12.416 on 2023-03-08; GitHub then C2 beacons 7 days later"),
-    HostSpec("wks-08", "p.fournier", "payload", clean_app=CleanApp(), browser="msedge",
+             readdress=(Readdress(date(2023, 3, 20), new_mac=True),),
+             story="18.11.1213 upgraded by MSI to 18.12.416 on 2023-03-08; GitHub then C2 beacons 7 days later; "
+                   "new dock on 2023-03-20: new MAC, new DHCP address while beaconing"),
+    HostSpec("wks-08", "p.fournier", "payload", clean_app=CleanApp(), browser="msedge", proxy=True,
              compromise=Compromise(installed=date(2023, 3, 2), via="update",
                                    c2_domains=("msstorageazure.com", "officestoragebox.com"),
                                    action_on=date(2023, 3, 14)),
-             story="auto-updated to 18.12.416 on 2023-03-02; C2 from 2023-03-09; app spawned cmd.exe on 2023-03-14"),
+             story="auto-updated to 18.12.416 on 2023-03-02; C2 from 2023-03-09 (through the proxy); "
+                   "app spawned cmd.exe on 2023-03-14"),
     HostSpec("wks-09", "e.lambert", "data-stolen",
              compromise=Compromise(installed=date(2023, 3, 6),
                                    c2_domains=("azureonlinestorage.com", "pbxcloudeservices.com"),
@@ -179,14 +208,53 @@ _AFTERMATH: tuple[HostSpec, ...] = (
              story="only Security 4624 logons: no process telemetry at all"),
 )
 
+#: The office seen only from the network: no host log was collected. Verdicts are what network evidence can
+#: support: C2 contact, or no evidence (it can never clear a host).
+_NETONLY: tuple[HostSpec, ...] = (
+    HostSpec("wks-01", "c.dupont", "no-evidence", telemetry=NO_LOGS, clean_app=CleanApp(),
+             story="clean 3CX 18.11.1213; direct web access"),
+    HostSpec("wks-02", "m.bernard", "no-evidence", telemetry=NO_LOGS, clean_app=CleanApp(), browser="msedge",
+             proxy=True, story="clean 3CX 18.11.1213; web through the proxy"),
+    HostSpec("wks-03", "s.petit", "no-evidence", telemetry=NO_LOGS,
+             story="no 3CX client; its browser, like the others, fetches raw.githubusercontent.com at times "
+                   "(innocent)"),
+    HostSpec("wks-04", "l.moreau", "no-evidence", telemetry=NO_LOGS,
+             powered_off=((date(2023, 3, 10), date(2023, 3, 23)),),
+             readdress=(Readdress(date(2023, 3, 24), takes_from="wks-07"),),
+             story="off 2023-03-10..23, its lease expired: back on 2023-03-24 with the address wks-07 had until "
+                   "2023-03-14, whose earlier C2 traffic is not its own"),
+    HostSpec("wks-05", "j.laurent", "no-evidence", telemetry=NO_LOGS, clean_app=CleanApp(), proxy=True,
+             story="clean 3CX 18.11.1213; web through the proxy"),
+    HostSpec("wks-06", "n.girard", "no-evidence", telemetry=NO_LOGS, browser="msedge",
+             story="no 3CX client; direct web access"),
+    HostSpec("wks-07", "a.roux", "c2-contact", telemetry=NO_LOGS, clean_app=CleanApp(),
+             compromise=Compromise(installed=date(2023, 3, 1), c2_domains=("akamaitechcloudservices.com",
+                                                                           "glcloudservice.com")),
+             readdress=(Readdress(date(2023, 3, 14), new_mac=True),),
+             story="18.12.416 by MSI on 2023-03-01; C2 beacons direct from 2023-03-08; new dock on 2023-03-14: "
+                   "new MAC and address, beacons go on from the new address"),
+    HostSpec("wks-08", "p.fournier", "c2-contact", telemetry=NO_LOGS, clean_app=CleanApp(), browser="msedge",
+             proxy=True,
+             compromise=Compromise(installed=date(2023, 3, 9), via="update",
+                                   c2_domains=("msstorageazure.com", "officestoragebox.com")),
+             story="auto-updated to 18.12.416 on 2023-03-09; C2 from 2023-03-16 through the proxy (CONNECT)"),
+    HostSpec("wks-09", "e.lambert", "c2-contact", telemetry=NO_LOGS,
+             compromise=Compromise(installed=date(2023, 3, 20), c2_domains=("pbxcloudeservices.com",)),
+             story="18.12.416 by MSI on 2023-03-20; C2 direct from 2023-03-27"),
+)
+
 _SCENARIOS: dict[str, Scenario] = {
-    "office": Scenario(_OFFICE, "French law office, 9 workstations, one per verdict (Nov 2022 - 30 Mar 2023)"),
+    "office": Scenario(_OFFICE, "French law office, 9 workstations, one per verdict, with its network logs "
+                                "(Nov 2022 - 30 Mar 2023)", network=True),
     "clean": Scenario(_CLEAN, "3 workstations with full telemetry and only clean 3CX builds: all not-affected"),
     "blind": Scenario(_BLIND, "3 workstations whose logs cannot clear them (logons only, late Sysmon, late 4688): "
                               "all no-evidence"),
     "aftermath": Scenario(_AFTERMATH, "5 workstations collected on 20 Apr 2023: clean 18.12.422/425 updates, a host "
                                       "cleaned after C2, a late activation after the dead drop's takedown",
                           AFTERMATH_SPAN),
+    "netonly": Scenario(_NETONLY, "The law office seen from its network only (Zeek, DNS server, proxy; no host "
+                                  "logs): 3 hosts with C2 contact, one changing address mid-way; 6 without evidence",
+                        network=True, endpoint=False),
 }
 
 DESCRIPTIONS: dict[str, str] = {name: s.description for name, s in _SCENARIOS.items()}
@@ -196,6 +264,16 @@ def _known(scenario: str) -> Scenario:
     if scenario not in _SCENARIOS:
         raise ValueError(f"unknown scenario {scenario!r}; known: {', '.join(sorted(_SCENARIOS))}")
     return _SCENARIOS[scenario]
+
+
+def network(scenario: str) -> bool:
+    """Whether the scenario's office network logs are collected."""
+    return _known(scenario).network
+
+
+def endpoint(scenario: str) -> bool:
+    """Whether the hosts' own logs are collected."""
+    return _known(scenario).endpoint
 
 
 def span(scenario: str) -> Span:
@@ -213,11 +291,14 @@ def hosts(scenario: str, scale: int = 1) -> tuple[HostSpec, ...]:
         return base
     total = len(base) * scale
     width = max(2, len(str(total)))
-    return tuple(
-        replace(spec, name=f"{spec.name.rsplit('-', 1)[0]}-{copy * len(base) + i + 1:0{width}d}")
-        for copy in range(scale)
-        for i, spec in enumerate(base)
-    )
+    out = []
+    for copy in range(scale):
+        names = {spec.name: f"{spec.name.rsplit('-', 1)[0]}-{copy * len(base) + i + 1:0{width}d}"
+                 for i, spec in enumerate(base)}
+        for spec in base:  # an address taken from another host is taken from that host's copy
+            moves = tuple(replace(r, takes_from=names[r.takes_from]) if r.takes_from else r for r in spec.readdress)
+            out.append(replace(spec, name=names[spec.name], readdress=moves))
+    return tuple(out)
 
 
 def _check() -> None:
@@ -238,6 +319,11 @@ def _check() -> None:
             if s.compromise is not None:
                 assert first <= s.compromise.installed <= last and not s.is_off(s.compromise.installed), s
                 assert all(d > s.compromise.installed for d in days), s
+            moves = [r.day for r in s.readdress]
+            assert moves == sorted(moves) and all(first < d <= last and not s.is_off(d) for d in moves), s
+            assert all(r.takes_from in {o.name for o in specs} - {s.name} for r in s.readdress if r.takes_from), s
+            assert scenario.network or not (s.proxy or s.readdress), s
+        assert scenario.endpoint or all(s.telemetry == NO_LOGS for s in specs), scenario.description
 
 
 _check()
