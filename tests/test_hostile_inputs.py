@@ -13,8 +13,8 @@ from pathlib import Path
 
 import orjson
 import pytest
-
 from conftest import shared
+
 from turncoat import pipeline
 from turncoat.evidence import json_reader
 
