@@ -18,6 +18,7 @@ from turncoat.evidence.network import sniff_network
 from turncoat.evidence.winevent import from_any_json
 
 HEAD_BYTES = 256 * 1024
+HASH_SLICE = 64 * 1024 * 1024
 
 EVTX = "evtx"
 JSON_LINES = "winevent-jsonl"
@@ -33,7 +34,9 @@ def hash_and_sniff(path: Path) -> tuple[str, str]:
     """SHA-256 and reader name in one pass over the file (its head serves both).
 
     The file is mapped read-only, so hashing reads the page cache directly instead of copying every
-    byte into Python buffers first; files that cannot be mapped (empty, special) are read.
+    byte into Python buffers first; files that cannot be mapped (empty, special) are read. It is hashed
+    a slice at a time and each slice is unmapped once hashed, so the process's RSS stays at one slice
+    instead of growing to the size of the file.
     """
     digest = hashlib.sha256()
     with path.open("rb") as handle:
@@ -43,8 +46,12 @@ def hash_and_sniff(path: Path) -> tuple[str, str]:
             mapped = None
         if mapped is not None:
             with mapped:
-                digest.update(mapped)
                 head = mapped[:HEAD_BYTES]
+                with memoryview(mapped) as view:
+                    for start in range(0, len(mapped), HASH_SLICE):
+                        digest.update(view[start:start + HASH_SLICE])
+                        if hasattr(mmap, "MADV_DONTNEED"):  # not on Windows, which trims the working set itself
+                            mapped.madvise(mmap.MADV_DONTNEED, start, min(HASH_SLICE, len(mapped) - start))
         else:
             head = handle.read(HEAD_BYTES)
             digest.update(head)

@@ -119,7 +119,7 @@ def _build_shared_sources(con: duckdb.DuckDBPyConnection) -> None:
     Suricata also has a single client, and is attributed normally."""
     parts = " UNION ALL ".join(
         f"""SELECT evidence_id, min("observer.type") AS observer, count(*) AS n,
-                   count(DISTINCT "source.ip") AS clients, min(lower("source.ip")) AS ip
+                   min(lower("source.ip")) = max(lower("source.ip")) AS one_client, min(lower("source.ip")) AS ip
             FROM {t} WHERE "source.ip" IS NOT NULL GROUP BY evidence_id"""
         for t in NET_TABLES if t not in ("net_dhcp", "net_x509", "net_files")
     )
@@ -127,7 +127,7 @@ def _build_shared_sources(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(
         f"""CREATE OR REPLACE TABLE shared_sources AS
         SELECT ip, evidence_id, sum(n) AS n, min(observer) AS observer FROM ({parts})
-        WHERE clients = 1 AND n >= {SHARED_MIN_ROWS} AND (NOT {internal_sql('ip')} OR observer IN ({resolvers}))
+        WHERE one_client AND n >= {SHARED_MIN_ROWS} AND (NOT {internal_sql('ip')} OR observer IN ({resolvers}))
         GROUP BY ip, evidence_id"""
     ).fetchall()
 

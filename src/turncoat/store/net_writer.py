@@ -8,6 +8,7 @@ rows per evidence item (`seq`) so each row can be traced back to its file and li
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,22 @@ from turncoat.store.schema import NET_TABLES, net_columns
 
 ROWS_PER_FLUSH = 65_536
 UTC_US = pa.timestamp("us", tz="UTC")
+_COUNTING: list[pa.Array] = []  # 0, 1, 2, … built once, then sliced and shifted for each part's `seq`
+# Columns whose values repeat (sensor, log, protocol, verdict names): dictionary-encoded. Addresses,
+# names, URLs and ids are mostly distinct, and trying a dictionary on them costs a third of the write.
+_DICTIONARY = ["evidence_id", "observer.type", "event.dataset", "network.transport", "network.protocol",
+               "event.action", "dns.question.type", "dns.response_code", "http.request.method", "rule.name"]
+
+# Min/max statistics let queries skip parts by time or item; on every text column they cost a
+# tenth of the write and serve no query.
+_STATISTICS = ["@timestamp", "evidence_id", "seq", "line"]
+
+
+def _numbers(start: int, count: int) -> pa.Array:
+    """start, start+1, … start+count-1 as int64, without a Python loop per row."""
+    if not _COUNTING or len(_COUNTING[0]) < count:
+        _COUNTING[:] = [pa.array(range(max(count, 1 << 20)), pa.int64())]
+    return pc.add(_COUNTING[0].slice(0, count), pa.scalar(start, pa.int64()))
 
 
 def epoch_seconds_to_ts(values: pa.Array) -> pa.Array:
@@ -65,7 +82,15 @@ def _conform(column: pa.Array | pa.ChunkedArray, typ: pa.DataType) -> pa.Array |
 
 
 class NetWriter:
-    """Collects network rows of one worker task and writes them as Parquet parts per table."""
+    """Collects network rows of one worker task and writes them as Parquet parts per table.
+
+    `write` may be called from several threads at once (`concurrent_writes`): row numbers and part
+    names are taken under a lock, and the Parquet encoding, which releases the GIL, runs outside it.
+    A reader that writes blocks in parallel takes each block's first row number in file order with
+    `next_seq` and passes it as `seq_start`, so numbering does not depend on thread timing.
+    """
+
+    concurrent_writes = True
 
     def __init__(self, parquet_root: Path, stem: str) -> None:
         self.root = parquet_root
@@ -73,27 +98,30 @@ class NetWriter:
         self.parts: list[Path] = []
         self._seq: dict[str, int] = {}
         self._count = 0
+        self._lock = threading.Lock()
 
     def next_seq(self, evidence_id: str, rows: int) -> int:
-        start = self._seq.get(evidence_id, 0)
-        self._seq[evidence_id] = start + rows
-        return start
+        with self._lock:
+            start = self._seq.get(evidence_id, 0)
+            self._seq[evidence_id] = start + rows
+            return start
 
-    def write(self, table: str, data: pa.Table, evidence_id: str) -> int:
-        """Write `data` (columns named as in the schema or by the source) to `table`."""
+    def write(self, table: str, data: pa.Table, evidence_id: str, seq_start: int | None = None) -> int:
+        """Write `data` (columns named as in the schema or by the source) to `table`; rows are numbered
+        from `seq_start` when given (taken earlier with `next_seq`), else from the next free number."""
         if table not in NET_TABLES:
             raise KeyError(f"unknown network table {table!r}")
         rows = data.num_rows
         if not rows:
             return 0
-        start = self.next_seq(evidence_id, rows)
+        start = self.next_seq(evidence_id, rows) if seq_start is None else seq_start
         columns: list[Any] = []
         names: list[str] = []
         for name, typ in net_columns(table).items():
             if name == "evidence_id":
                 column = pa.repeat(pa.scalar(evidence_id, pa.string()), rows)
             elif name == "seq":
-                column = pa.array(range(start, start + rows), pa.int64())
+                column = _numbers(start, rows)
             elif name in data.column_names:
                 column = _conform(data.column(name), typ)
             else:
@@ -113,10 +141,11 @@ class NetWriter:
         out = pa.Table.from_arrays(columns, names=names)
         directory = self.root / table
         directory.mkdir(parents=True, exist_ok=True)
-        path = directory / f"{self.stem}-{self._count:05d}.parquet"
-        self._count += 1
-        pq.write_table(out, path, compression="zstd")
-        self.parts.append(path)
+        with self._lock:
+            path = directory / f"{self.stem}-{self._count:05d}.parquet"
+            self._count += 1
+            self.parts.append(path)
+        pq.write_table(out, path, compression="zstd", use_dictionary=_DICTIONARY, write_statistics=_STATISTICS)
         return rows
 
 

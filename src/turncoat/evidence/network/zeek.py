@@ -24,7 +24,6 @@ IPv6 addresses are in canonical form.
 from __future__ import annotations
 
 import codecs
-import ipaddress
 import os
 import re
 from collections import deque
@@ -44,6 +43,7 @@ import pyarrow.json as pa_json
 from turncoat.evidence.base import ReadIssue
 from turncoat.evidence.json_reader import MAX_LINE_BYTES
 from turncoat.evidence.network.base import NetContext, NetFormat
+from turncoat.evidence.network.values import canonical_ip
 from turncoat.store.net_writer import epoch_seconds_to_ts
 
 BLOCK_BYTES = 16 * 1024 * 1024  # one block of whole lines: one parse task, one Parquet part per table
@@ -213,25 +213,6 @@ def _any(mask: pa.Array | pa.ChunkedArray) -> bool:
     return bool(pc.any(mask).as_py())
 
 
-_CANON: dict[str, str] = {}  # IPv6 text → canonical text, shared by the blocks of a process
-_CANON_MAX = 1 << 20
-
-
-def _canon_ip(text: str) -> str:
-    known = _CANON.get(text)
-    if known is not None:
-        return known
-    bare = text[1:-1] if text.startswith("[") and text.endswith("]") else text
-    try:
-        canonical = str(ipaddress.ip_address(bare))
-    except ValueError:
-        canonical = text
-    if len(_CANON) >= _CANON_MAX:
-        _CANON.clear()
-    _CANON[text] = canonical
-    return canonical
-
-
 def _canon_ips(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
     """IPv6 (and bracketed) addresses in canonical form. Zeek already writes them so, so this is
     usually a check; each distinct address is converted once per process."""
@@ -241,7 +222,7 @@ def _canon_ips(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array
     if not _any(odd):
         return column
     distinct = pc.unique(pc.filter(column, odd)).to_pylist()
-    changed = {value: _canon_ip(value) for value in distinct if value is not None}
+    changed = {value: canonical_ip(value) or value for value in distinct if value is not None}
     changed = {k: v for k, v in changed.items() if k != v}
     if not changed:
         return column
