@@ -36,8 +36,8 @@ from turncoat.report.i18n import (
     tn,
     zone,
 )
+from turncoat.report.present import case_facts, display_value
 from turncoat.report.present import colours as _colours
-from turncoat.report.present import display_value
 from turncoat.report.present import rank as _rank
 from turncoat.report.redact import defang
 from turncoat.report.timeline import Axis, build_axis, build_timelines
@@ -232,17 +232,8 @@ def _case(report: dict[str, Any], lang: str, tz: str) -> dict[str, Any]:
     """What was read: counts, span, campaigns, files with their hashes (the chain of custody)."""
     case = report.get("case") or {}
 
-    def number(key: str) -> str:
-        return fmt_int(int(case.get(key) or 0), lang)
-
-    skipped = tn("case.skipped", int(case.get("evidence_skipped") or 0), lang)
     return {
-        "facts": [
-            pair(t("case.evidence_files", lang), f"{number('evidence_files')} ({skipped})", lang),
-            pair(t("case.records", lang), number("records"), lang),
-            pair(t("case.duplicates", lang), number("duplicates_collapsed"), lang),
-            pair(t("case.errors", lang), number("errors"), lang),
-        ],
+        "facts": case_facts(report, lang),
         "errors": int(case.get("errors") or 0),
         "span": t("case.span", lang).format(start=fmt_ts(case.get("first_event"), lang, tz),
                                             end=fmt_ts(case.get("last_event"), lang, tz)),

@@ -10,6 +10,7 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
+from turncoat.report.i18n import fmt_int, pair, t, tn
 from turncoat.store.schema import VERDICTS, verdict_rank
 
 MAX_VALUE = 200  # characters of an evidence value without --detail
@@ -69,3 +70,24 @@ def display_value(value: Any, detail: bool) -> str:
         return text
     text = shorten_urls(text)
     return text if len(text) <= MAX_VALUE else text[: MAX_VALUE - 1] + "…"
+
+
+def case_facts(report: dict[str, Any], lang: str) -> list[str]:
+    """How much was read and what could not be, as "label: value" texts (terminal and HTML alike)."""
+    case = report.get("case") or {}
+
+    def number(key: str) -> str:
+        return fmt_int(int(case.get(key) or 0), lang)
+
+    skipped = tn("case.skipped", int(case.get("evidence_skipped") or 0), lang)
+    facts = [
+        pair(t("case.evidence_files", lang), f"{number('evidence_files')} ({skipped})", lang),
+        pair(t("case.records", lang), number("records"), lang),
+    ]
+    if case.get("network_records"):
+        facts.append(pair(t("case.network_records", lang), number("network_records"), lang))
+    facts += [
+        pair(t("case.duplicates", lang), number("duplicates_collapsed"), lang),
+        pair(t("case.errors", lang), number("errors"), lang),
+    ]
+    return facts

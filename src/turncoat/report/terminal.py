@@ -15,7 +15,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from turncoat.report.i18n import fmt_int, fmt_ts, headline, label, pair, t, tn
+from turncoat.report.i18n import fmt_int, fmt_ts, headline, label, t, tn
+from turncoat.report.present import case_facts
 from turncoat.report.redact import defang
 from turncoat.store.schema import VERDICTS, verdict_rank
 
@@ -168,18 +169,7 @@ def _source(row: dict[str, Any], lang: str) -> str:
 def _case_line(report: dict[str, Any], lang: str) -> Text:
     """Files, records, duplicates and errors: how much was read and what could not be."""
     case = report.get("case") or {}
-
-    def number(key: str) -> str:
-        return fmt_int(int(case.get(key) or 0), lang)
-
-    skipped = tn("case.skipped", int(case.get("evidence_skipped") or 0), lang)
-    parts = [
-        pair(t("case.evidence_files", lang), f"{number('evidence_files')} ({skipped})", lang),
-        pair(t("case.records", lang), number("records"), lang),
-        pair(t("case.duplicates", lang), number("duplicates_collapsed"), lang),
-        pair(t("case.errors", lang), number("errors"), lang),
-    ]
-    return Text(" · ".join(parts), style="dim" if not case.get("errors") else "")
+    return Text(" · ".join(case_facts(report, lang)), style="dim" if not case.get("errors") else "")
 
 
 def render_summary(report: dict[str, Any], console: Console, lang: str = "en", detail: bool = False) -> None:
