@@ -172,7 +172,8 @@ def _evidence(row: dict[str, Any], paths: dict[str, str]) -> dict[str, Any]:
     }
 
 
-def _reason(host_stage: str, campaign: dict[str, Any], window: WindowCheck, pack: Pack) -> dict[str, str]:
+def _reason(host_stage: str, campaign: dict[str, Any], window: WindowCheck, pack: Pack,
+            network_only: bool = False) -> dict[str, str]:
     """One line a person can read, in English and French: the decisive evidence, or why the host
     cannot be cleared."""
     start, end = (iso(t) for t in window.required)
@@ -197,6 +198,12 @@ def _reason(host_stage: str, campaign: dict[str, Any], window: WindowCheck, pack
     if window.gaps:
         return {"en": f"{pack.id}: cannot clear — {window.gaps[0].detail}",
                 "fr": f"{pack.id} : impossible de conclure — {window.gaps[0].detail_fr()}"}
+    if window.best is None and network_only:
+        return {"en": f"{pack.id}: cannot clear — seen only in network logs, which show contact with attackers' "
+                      "servers but not what was installed or ran; no process telemetry for this host",
+                "fr": f"{pack.id} : impossible de conclure — machine vue seulement dans les journaux réseau, qui "
+                      "montrent les contacts avec les serveurs des attaquants mais pas ce qui était installé ou a "
+                      "tourné ; aucun journal de processus pour cette machine"}
     if window.best is None:
         return {"en": f"{pack.id}: cannot clear — no process-creation or module-load telemetry for this host",
                 "fr": f"{pack.id} : impossible de conclure — aucun journal de création de processus ou de "
@@ -248,7 +255,8 @@ def assess(con: duckdb.DuckDBPyConnection, packs: list[Pack], manifest: dict[str
         if worst["stage"] == "no-evidence":
             remediation["en"] = remediation["en"] + [f"Collect: {m}" for m in window.missing[:1]]
             remediation["fr"] = remediation["fr"] + [f"À collecter : {m}" for m in window.missing_fr[:1]]
-        reason = _reason(worst["stage"], worst, window, pack)
+        network_only = bool(cov and cov.sources) and all(src.kind == "network" for src in cov.sources)
+        reason = _reason(worst["stage"], worst, window, pack, network_only)
         shared_gaps = [g for g in (cov.gaps if cov else []) if g.kind == "shared-address"]
         if shared_gaps:
             reason = {"en": f"{reason['en']} — {shared_gaps[0].detail}",
