@@ -110,3 +110,38 @@ def test_ndjson_readers_on_real_exports(ndjson_case: Path) -> None:
         con.close()
     assert loads == 1
     assert mav_rows >= 1
+
+
+NETWORK_READERS = {"zeek-tsv", "zeek-json", "squid-native", "squid-common", "windows-firewall"}
+
+
+def test_all_shared_network_evidence_ingests_with_counts_or_a_clear_refusal(tmp_path: Path) -> None:
+    """Every Zeek, DNS and proxy file and both pfirewall.log samples: read with records, read
+    as a log that holds none (a header-only file, a log kind not stored), or refused by content with
+    a message — and the prose `conn.log` is refused, never half-read."""
+    from turncoat import pipeline
+
+    inputs = [shared("zeek"), shared("dns"), shared("proxy"),
+              shared("artifacts", "plaso", "firewall", "pfirewall.log"),
+              shared("artifacts", "betahydri-parsefirewalllog", "firewall", "pfirewall.log")]
+    case = tmp_path / "case"
+    pipeline.ingest(inputs, case)
+    manifest = _manifest(case)
+    items = _by_path(manifest)
+    statuses: dict[str, int] = {}
+    for item in manifest["items"]:
+        statuses[item["status"]] = statuses.get(item["status"], 0) + 1
+        assert item["status"] in ("read", "archive", "unknown-format", "empty", "unreadable"), item
+        if item["status"] != "read" and item["status"] != "archive":
+            assert item["issues"] and item["issues"][0]["message"], item["path"]
+    prose = items[str(shared("zeek", "rita", "test_data", "text_file", "conn.log"))]
+    assert prose["status"] == "unknown-format" and prose["records"] == 0
+    for name in ("access1.log", "access2.log", "access3.log", "access4.log"):
+        squid = next(i for p, i in items.items() if p.endswith(name))
+        assert squid["reader"] == "squid-native" and squid["records"] == 100
+    firewall = [i for p, i in items.items() if p.endswith("pfirewall.log")]
+    assert sorted(i["records"] for i in firewall) == [15, 16809]
+    rita_http = items[str(shared("zeek", "rita", "test_data", "proxy", "http.log"))]
+    assert rita_http["reader"] == "zeek-tsv" and rita_http["records"] > 0
+    read = [i for i in manifest["items"] if i["status"] == "read"]
+    assert sum(i["records"] for i in read if i["reader"] in NETWORK_READERS) > 50_000
