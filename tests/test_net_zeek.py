@@ -487,3 +487,18 @@ def test_a_failing_block_is_reported_and_the_rest_kept(tmp_path: Path, monkeypat
     assert 0 < rows < 20
     assert len(issues.listed) == 1 and "simulated defect" in issues.listed[0].message
     assert isinstance(issues.listed[0], ReadIssue) and issues.listed[0].line == calls[1]
+
+
+TRICKY_ADDRESSES = ["2001:db8::1", "2001:DB8::1", "2001:0db8::1", "1:0:0:1::1", "2001:db8:0:0:1:0:0:1",
+                    "::ffff:a00:17", "::ffff:10.0.0.23", "[fe80::1]", "fe80::1%eth0", "2001:db8::1:1:1:1:1",
+                    "::1", "::", "1::", "2001:db8:0:1:1:1:1:1", "10.0.0.1", "fe80:0:0:0:0:0:0:1", "not:an:ip"]
+
+
+def test_vectorised_address_check_agrees_with_canonical_ip() -> None:
+    """Only values breaking RFC 5952 go through `ipaddress`; the result must be the same as if all did."""
+    import pyarrow as pa
+
+    from turncoat.evidence.network.values import canonical_ip
+    from turncoat.evidence.network.zeek import _canon_ips
+
+    assert _canon_ips(pa.array(TRICKY_ADDRESSES)).to_pylist() == [canonical_ip(v) for v in TRICKY_ADDRESSES]

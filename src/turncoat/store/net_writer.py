@@ -31,7 +31,7 @@ _DICTIONARY = ["evidence_id", "observer.type", "event.dataset", "network.transpo
 _STATISTICS = ["@timestamp", "evidence_id", "seq", "line"]
 
 
-def _numbers(start: int, count: int) -> pa.Array:
+def numbers(start: int, count: int) -> pa.Array:
     """start, start+1, … start+count-1 as int64, without a Python loop per row."""
     if not _COUNTING or len(_COUNTING[0]) < count:
         _COUNTING[:] = [pa.array(range(max(count, 1 << 20)), pa.int64())]
@@ -121,7 +121,7 @@ class NetWriter:
             if name == "evidence_id":
                 column = pa.repeat(pa.scalar(evidence_id, pa.string()), rows)
             elif name == "seq":
-                column = _numbers(start, rows)
+                column = numbers(start, rows)
             elif name in data.column_names:
                 column = _conform(data.column(name), typ)
             else:

@@ -44,7 +44,7 @@ from turncoat.evidence.base import ReadIssue
 from turncoat.evidence.json_reader import MAX_LINE_BYTES
 from turncoat.evidence.network.base import NetContext, NetFormat
 from turncoat.evidence.network.values import canonical_ip
-from turncoat.store.net_writer import epoch_seconds_to_ts
+from turncoat.store.net_writer import epoch_seconds_to_ts, numbers
 
 BLOCK_BYTES = 16 * 1024 * 1024  # one block of whole lines: one parse task, one Parquet part per table
 JSON_PARSE_BYTES = 2 * 1024 * 1024  # Arrow's JSON chunk size: the fastest measured (longer lines still parse)
@@ -199,18 +199,13 @@ def path_from_file_name(path: Path) -> str | None:
 # ---------------------------------------------------------------------------------------------------
 # Arrow helpers shared by both formats
 
-_ARANGE: list[pa.Array] = []
-
-
-def _arange(start: int, count: int) -> pa.Array:
-    """start, start+1, … as int64 without a Python loop per row (one base array, shifted)."""
-    if not _ARANGE or len(_ARANGE[0]) < count:
-        _ARANGE[:] = [pa.array(range(max(count, 1 << 20)), pa.int64())]
-    return pc.add(_ARANGE[0].slice(0, count), pa.scalar(start, pa.int64()))
-
-
 def _any(mask: pa.Array | pa.ChunkedArray) -> bool:
     return bool(pc.any(mask).as_py())
+
+
+# Upper case, brackets or a zone, a leading zero in a group, two or more zero groups not compressed,
+# an IPv4-mapped address in hex: not how RFC 5952 (and `canonical_ip`) write an address.
+_NOT_RFC5952 = r"[A-F\[\]%]|(^|:)0[0-9a-f]|(^|:)0:0(:|$)|^::ffff:[0-9a-f]{1,4}:[0-9a-f]{1,4}$"
 
 
 def _canon_ips(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
@@ -221,7 +216,11 @@ def _canon_ips(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array
     odd = pc.match_substring(column, ":")
     if not _any(odd):
         return column
-    distinct = pc.unique(pc.filter(column, odd)).to_pylist()
+    # Zeek writes RFC 5952 text; only distinct values breaking one of its rules go through `ipaddress`
+    candidates = pc.unique(pc.filter(column, odd))
+    suspect = pc.or_(pc.match_substring_regex(candidates, _NOT_RFC5952),
+                     pc.and_(pc.equal(pc.count_substring(candidates, ":"), 7), pc.match_substring(candidates, "::")))
+    distinct = pc.filter(candidates, suspect).to_pylist()
     changed = {value: canonical_ip(value) or value for value in distinct if value is not None}
     changed = {k: v for k, v in changed.items() if k != v}
     if not changed:
@@ -752,7 +751,7 @@ def _parse_tsv(run: _Block, header: _Header, kind: _Kind, dataset: str) -> _Resu
                 for (number, actual), offset in zip(invalid, offsets):
                     result.issues.append(_count_issue(actual, len(columns), header, run, number - 1, offset))
             else:
-                lines = _arange(run.first_line, table.num_rows)
+                lines = numbers(run.first_line, table.num_rows)
         else:
             table = None
     if table is None:
@@ -944,7 +943,7 @@ def _arrow_json(data: bytes) -> pa.Table:
 def _json_lines(block: _Block, rows: int) -> pa.Array:
     """Line numbers of the rows Arrow read (it skips blank lines)."""
     if block.one_per_line(rows):
-        return _arange(block.first_line, rows)
+        return numbers(block.first_line, rows)
     return pa.array([number for number, _, raw in block.lines() if raw.strip()], pa.int64())
 
 
