@@ -15,6 +15,7 @@ from conftest import shared
 
 from turncoat import pipeline
 from turncoat.store.case import Case
+from turncoat.store.schema import FROM_NETWORK_LOGS
 
 PACK_YAML = """id: labels-test
 name: "Labelled traffic of the shared data"
@@ -95,3 +96,26 @@ def test_apt29_c2_on_nashua(tmp_path: Path, label_pack: Path) -> None:
     assert all(e["rule_id"] == "ioc:cidr:192.168.0.0/24" for e in host["evidence"])
     assert host["first_c2"] <= host["last_c2"]
     assert _host(report, "ip:10.0.1.4")["verdict"] == "c2-contact"  # SCRANTON → 192.168.0.5
+
+
+def test_dns_server_analytical_events_are_dns_questions_of_their_clients(tmp_path: Path) -> None:
+    """Windows DNS Server analytical events (an event log, read into win_events) are questions of
+    the clients they name: `Source` of 256, `Destination` of 257 — not of the DNS server itself."""
+    root = tmp_path / "pack"
+    root.mkdir()
+    (root / "pack.yaml").write_text(PACK_YAML.replace("labels-test", "dns-analytical"), encoding="utf-8")
+    (root / "iocs.csv").write_text(
+        IOCS.splitlines()[0] + "\ndomain,google.es,test name,c2-contact,,high,any,test,\n", encoding="utf-8")
+    report = _hunt(tmp_path, [shared("dns")], root)
+    con = duckdb.connect(str(Case(tmp_path / "case").database), read_only=True)
+    try:
+        questions = con.execute(
+            """SELECT "event.dataset", "source.ip", "dns.question.name", evidence_id IS NOT NULL FROM net_dns
+               ORDER BY 2""").fetchall()
+        counted = con.execute(f"SELECT count(*) FROM net_dns {FROM_NETWORK_LOGS}").fetchall()[0][0]
+    finally:
+        con.close()
+    assert questions and all(q[0] == "windows_dns.analytical" and q[2] == "google.es" and q[3] for q in questions)
+    flagged = {h["host"] for h in report["hosts"] if h["verdict"] == "c2-contact"}
+    assert flagged == {f"ip:{q[1]}" for q in questions}
+    assert counted == 0 and report["case"]["network_records"] == 0  # counted once, as events

@@ -23,7 +23,7 @@ from turncoat.evidence.sniff import EMPTY, EVTX, GZIP, JSON_DOCUMENT, JSON_LINES
 from turncoat.evidence.sources import EvidenceItem, Walker, cleanup
 from turncoat.store.case import Case, safe_text
 from turncoat.store.net_writer import NetWriter
-from turncoat.store.schema import NET_TABLES, WIN_EVENTS
+from turncoat.store.schema import FROM_NETWORK_LOGS, NET_TABLES, WIN_EVENTS
 from turncoat.store.writer import DEFAULT_BATCH_ROWS, TableWriter
 from turncoat.timezones import zone_for
 
@@ -275,7 +275,8 @@ def _count_from_store(case: Case, manifest: dict[str, Any]) -> None:
         con.execute("DROP TABLE IF EXISTS findings")
         con.execute("DROP TABLE IF EXISTS assessments")
         counted = " UNION ALL ".join(
-            f"SELECT evidence_id, count(*) AS n FROM {t} GROUP BY 1" for t in ("win_events_all", *NET_TABLES))
+            f"SELECT evidence_id, count(*) AS n FROM {t} {FROM_NETWORK_LOGS if t in NET_TABLES else ''} GROUP BY 1"
+            for t in ("win_events_all", *NET_TABLES))
         counts = dict(con.execute(f"SELECT evidence_id, sum(n) FROM ({counted}) GROUP BY 1").fetchall())
         repeated = dict(con.execute("SELECT evidence_id, count(*) FROM duplicate_rows GROUP BY 1").fetchall())
     finally:

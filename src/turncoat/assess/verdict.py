@@ -19,7 +19,15 @@ from turncoat.assess.coverage import Gap, HostCoverage, WindowCheck, check_windo
 from turncoat.assess.network_coverage import add_network_coverage
 from turncoat.detect.killchain import condition_sql
 from turncoat.intel.pack import Pack, iso
-from turncoat.store.schema import CONFIDENCES, FINDINGS_COLUMNS, NET_TABLES, STAGES, VERDICTS, verdict_rank
+from turncoat.store.schema import (
+    CONFIDENCES,
+    FINDINGS_COLUMNS,
+    FROM_NETWORK_LOGS,
+    NET_TABLES,
+    STAGES,
+    VERDICTS,
+    verdict_rank,
+)
 
 MAX_EVIDENCE_PER_HOST = 500
 UNKNOWN_HOST = "(unknown host)"
@@ -59,7 +67,7 @@ def _addresses(con: duckdb.DuckDBPyConnection) -> dict[str, list[dict[str, Any]]
 
 
 def _network_records(con: duckdb.DuckDBPyConnection) -> int:
-    counts = " + ".join(f"(SELECT count(*) FROM {t})" for t in NET_TABLES)
+    counts = " + ".join(f"(SELECT count(*) FROM {t} {FROM_NETWORK_LOGS})" for t in NET_TABLES)
     return int(con.execute(f"SELECT {counts}").fetchall()[0][0])
 
 

@@ -159,7 +159,6 @@ def _observable_sql(obs: Observable, campaign: str) -> str:
     field = f'"{obs.field}"'
     stage = "h.stage" if obs.presence == "active" else "h.stage_on_disk"
     host = "'ip:' || v.\"source.ip\"" if obs.network else 'v."host.name"'
-    record = "CAST(NULL AS BIGINT)" if obs.network else "v.record_id"
     # addresses: one hash probe per row into the indicator addresses (IPs and the members of
     # indicator networks), cheaper than finding the distinct addresses first
     hits = "ioc_addresses" if obs.match == "address" else f"({_value_hits_sql(obs)})"
@@ -167,7 +166,7 @@ def _observable_sql(obs: Observable, campaign: str) -> str:
         f"SELECT '{campaign}' AS campaign, {host} AS host, v.\"@timestamp\" AS ts, {stage} AS stage, "
         f"h.confidence AS confidence, 'ioc:' || h.type || ':' || h.value AS rule_id, "
         f"h.role || ' — ' || h.type || ' ' || h.original AS title, '{obs.view}' AS view, "
-        f"'{obs.field}' AS field, v.{field} AS value, v.evidence_id, {record} AS record_id, v.line "
+        f"'{obs.field}' AS field, v.{field} AS value, v.evidence_id, v.record_id, v.line "
         f"FROM {obs.view} v JOIN {hits} h ON v.{field} = h.raw"
     )
 

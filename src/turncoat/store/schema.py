@@ -116,6 +116,7 @@ NET_COMMON: dict[str, pa.DataType] = {
     "evidence_id": pa.string(),
     "seq": pa.int64(),
     "line": pa.int64(),
+    "record_id": pa.int64(),          # for rows from event logs (DNS Server analytical events), else null
     "@timestamp": pa.timestamp("us", tz="UTC"),
     "observer.type": pa.string(),     # which sensor wrote it: zeek, suricata, squid, windows-dns, …
     "event.dataset": pa.string(),     # the sensor's own log name: zeek.conn, suricata.dns, squid.access, …
@@ -193,6 +194,12 @@ NET_TABLES: dict[str, dict[str, pa.DataType]] = {
         "file.hash.sha256": pa.string(),
     },
 }
+
+
+# DNS questions the `net_dns` view takes from Windows DNS Server analytical events (an event log,
+# counted as events), and the filter that keeps only rows read from network logs, to count each once.
+DNS_ANALYTICAL_DATASET = "windows_dns.analytical"
+FROM_NETWORK_LOGS = f"""WHERE "event.dataset" IS DISTINCT FROM '{DNS_ANALYTICAL_DATASET}'"""
 
 
 def net_columns(table: str) -> dict[str, pa.DataType]:

@@ -14,7 +14,14 @@ from pathlib import Path
 import duckdb
 
 from turncoat.store.attribution import build_ip_hosts
-from turncoat.store.schema import NET_TABLES, SYSMON, WIN_EVENT_FIXED, WIN_EVENTS, net_columns
+from turncoat.store.schema import (
+    DNS_ANALYTICAL_DATASET,
+    NET_TABLES,
+    SYSMON,
+    WIN_EVENT_FIXED,
+    WIN_EVENTS,
+    net_columns,
+)
 
 DEFENDER = "Microsoft-Windows-Windows Defender/Operational"
 POWERSHELL = "Microsoft-Windows-PowerShell/Operational"
@@ -252,18 +259,20 @@ def create_views(con: duckdb.DuckDBPyConnection, parquet_root: Path, materialise
                CASE WHEN contains(Computer, '.') THEN 'fqdn' ELSE 'name' END AS kind
         FROM win_events_all WHERE host IS NOT NULL AND Computer IS NOT NULL"""
     )
-    _create_network_views(con, parquet_root)
-    if materialise or not _has_table(con, "ip_hosts"):
-        build_ip_hosts(con)
     present = {row[0] for row in con.execute(f"DESCRIBE {WIN_EVENTS}").fetchall()}
     fields = _Fields(present)
+    _create_network_views(con, parquet_root, fields)
+    if materialise or not _has_table(con, "ip_hosts"):
+        build_ip_hosts(con)
     for view, sources in ECS_VIEWS.items():
         sql = " UNION ALL ".join(_source_sql(view, s, fields) for s in sources)
         con.execute(f"CREATE OR REPLACE VIEW {view} AS {sql}")
 
 
-def _create_network_views(con: duckdb.DuckDBPyConnection, parquet_root: Path) -> None:
-    """One view per network table over its Parquet parts (typed and empty when there are none)."""
+def _create_network_views(con: duckdb.DuckDBPyConnection, parquet_root: Path, fields: _Fields) -> None:
+    """One view per network table over its Parquet parts (typed and empty when there are none).
+    `net_dns` also holds the questions of Windows DNS Server analytical events, which arrive as
+    event logs (EVTX or their JSON exports) and so live in `win_events`."""
     for table in NET_TABLES:
         files = parquet_files(parquet_root, table)
         if files:
@@ -272,7 +281,24 @@ def _create_network_views(con: duckdb.DuckDBPyConnection, parquet_root: Path) ->
         else:
             typed = ", ".join(f"CAST(NULL AS {_arrow_sql(t)}) AS {_q(n)}" for n, t in net_columns(table).items())
             sql = f"SELECT {typed} WHERE false"
+        if table == "net_dns":
+            sql = f"{sql} UNION ALL BY NAME {DNS_SERVER_EVENTS.format_map(fields)}"
         con.execute(f"CREATE OR REPLACE VIEW {table} AS {sql}")
+
+
+# Windows DNS Server analytical log: 256 query received (the client is `Source`), 257 response sent,
+# 258 response failure (the client is `Destination`). Recursive queries the server itself sends
+# (259–261) are not a client's question and stay out.
+DNS_SERVER_EVENTS = (
+    "SELECT evidence_id, seq, line, record_id, ts AS \"@timestamp\", 'windows-dns' AS \"observer.type\", "
+    "'" + DNS_ANALYTICAL_DATASET + "' AS \"event.dataset\", "
+    "CAST(CASE WHEN EventID = 256 THEN {Source} ELSE {Destination} END AS VARCHAR) AS \"source.ip\", "
+    "TRY_CAST({Port} AS INTEGER) AS \"source.port\", CAST({InterfaceIP} AS VARCHAR) AS \"destination.ip\", "
+    "CASE WHEN {TCP} = '1' THEN 'tcp' ELSE 'udp' END AS \"network.transport\", "
+    "nullif(rtrim(lower(CAST({QNAME} AS VARCHAR)), '.'), '') AS \"dns.question.name\", "
+    "CAST({QTYPE} AS VARCHAR) AS \"dns.question.type\", CAST({RCODE} AS VARCHAR) AS \"dns.response_code\" "
+    f"FROM {WIN_EVENTS} WHERE Provider_Name = 'Microsoft-Windows-DNSServer' AND EventID IN (256, 257, 258)"
+)
 
 
 def _arrow_sql(typ) -> str:
