@@ -268,3 +268,17 @@ def test_network_only_hosts_followed_across_their_address_change(tmp_path_factor
         host = got[expected["host"]]
         assert all(s["kind"] == "network" for s in host["coverage"]["sources"])
         assert host["verdict"] in ("c2-contact", "no-evidence")
+
+
+def test_office_evidence_merges_endpoint_and_network_rows(office: tuple[dict, dict, Path]) -> None:
+    """A host seen by both its own logs and the office's network has both kinds of rows, in one
+    time-ordered evidence list (what the HTML timeline draws), and its first C2 is the earliest of both."""
+    _, report, _ = office
+    merged = [h for h in report["hosts"]
+              if {e["view"][:4] for e in h["evidence"]} >= {"ecs_", "net_"}]
+    assert merged
+    for host in merged:
+        times = [e["ts"] for e in host["evidence"] if e["ts"]]
+        assert times == sorted(times)
+        contact = [e["ts"] for e in host["evidence"] if e["stage"] == "c2-contact" and e["ts"]]
+        assert host["first_c2"] == min(contact)
