@@ -89,7 +89,9 @@ def test_remcos_flows_attributed_to_the_infected_host(tmp_path: Path, label_pack
 def test_apt29_c2_on_nashua(tmp_path: Path, label_pack: Path) -> None:
     folder = shared("zeek", "otrf-apt29", "datasets", "compound", "apt29", "day1", "zeek", "individual_zeek_logs")
     report = _hunt(tmp_path, [folder], label_pack)
-    host = _host(report, "ip:10.0.1.6")
+    # no DHCP here: the organisation's DNS answers name 10.0.1.6 (a registration of NASHUA)
+    host = _host(report, "nashua")
+    assert [(a["ip"], a["sources"]) for a in host["addresses"]] == [("10.0.1.6", "dns")]
     assert host["verdict"] == "c2-contact"
     contacts = {(e["view"], e["value"]) for e in host["evidence"]}
     assert ("net_flow", "192.168.0.4") in contacts
@@ -119,3 +121,44 @@ def test_dns_server_analytical_events_are_dns_questions_of_their_clients(tmp_pat
     flagged = {h["host"] for h in report["hosts"] if h["verdict"] == "c2-contact"}
     assert flagged == {f"ip:{q[1]}" for q in questions}
     assert counted == 0 and report["case"]["network_records"] == 0  # counted once, as events
+
+
+def _zeek(path: str, fields: list[str], rows: list[list[str]]) -> str:
+    head = ("#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n"
+            f"#path\t{path}\n#open\t2023-03-20-10-00-00\n#fields\t" + "\t".join(fields) + "\n"
+            "#types\t" + "\t".join("string" for _ in fields) + "\n")
+    return head + "".join("\t".join(r) + "\n" for r in rows)
+
+
+def test_dns_registrations_name_addresses_no_lease_covers(tmp_path: Path, label_pack: Path) -> None:
+    """A records and PTR answers of internal names attribute addresses nobody leased; a stale
+    record never overrides a DHCP lease of the same address."""
+    logs = tmp_path / "zeek"
+    logs.mkdir()
+    t0 = 1679306400
+    (logs / "dhcp.log").write_text(_zeek("dhcp", ["ts", "client_addr", "mac", "host_name", "assigned_addr",
+                                                  "lease_time", "msg_types"],
+                                         [[f"{t0}.0", "-", "aa:bb:cc:00:00:01", "PC-A", "10.0.0.50", "86400.0",
+                                           "REQUEST,ACK"]]), encoding="utf-8")
+    dns_fields = ["ts", "uid", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p", "proto", "query", "qtype_name",
+                  "rcode_name", "answers"]
+    (logs / "dns.log").write_text(_zeek("dns", dns_fields, [
+        [f"{t0 + 10}.0", "D1", "10.0.0.9", "5353", "10.0.0.1", "53", "udp", "pc-b.corp.example", "A", "NOERROR",
+         "10.0.0.50"],                                                                  # stale: PC-A has it
+        [f"{t0 + 11}.0", "D2", "10.0.0.9", "5354", "10.0.0.1", "53", "udp", "printer.corp.example", "A",
+         "NOERROR", "10.0.0.60"],
+        [f"{t0 + 12}.0", "D3", "10.0.0.9", "5355", "10.0.0.1", "53", "udp", "70.0.0.10.in-addr.arpa", "PTR",
+         "NOERROR", "nas.corp.example"],
+        [f"{t0 + 13}.0", "D4", "10.0.0.9", "5356", "10.0.0.1", "53", "udp", "www.example.org", "A", "NOERROR",
+         "93.184.216.34"],
+    ]), encoding="utf-8")
+    conn_fields = ["ts", "uid", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p", "proto"]
+    (logs / "conn.log").write_text(_zeek("conn", conn_fields, [
+        [f"{t0 + 100 + i}.0", f"C{i}", ip, "40000", "66.63.168.35", "5888", "tcp"]
+        for i, ip in enumerate(("10.0.0.50", "10.0.0.60", "10.0.0.70", "10.0.0.80"))]), encoding="utf-8")
+    report = _hunt(tmp_path, [logs], label_pack)
+    flagged = {h["host"]: h for h in report["hosts"] if h["verdict"] == "c2-contact"}
+    assert set(flagged) == {"pc-a", "printer", "nas", "ip:10.0.0.80"}
+    assert [a["sources"] for a in flagged["pc-a"]["addresses"]] == ["dhcp"]
+    assert [a["sources"] for a in flagged["printer"]["addresses"]] == ["dns"]
+    assert "pc-b" not in {h["host"] for h in report["hosts"]}

@@ -10,6 +10,10 @@ a new lease (before the lease, the address was someone else's or no one's); an a
 host's own events, or in the renewal of a lease it already held, is taken to have been that host's
 before too.
 
+Where neither shows an address, the organisation's own DNS answers do (an internal name resolved to
+an internal address, or a PTR answer for one): registrations go stale when addresses move, so they
+are used only for addresses no lease or host event names.
+
 An address that no interval covers stays visible as `ip:<address>`. Only internal addresses (private,
 link-local, loopback, CGNAT, unique-local IPv6) are hosts of the organisation; the far ends of
 connections are not listed as hosts.
@@ -51,6 +55,32 @@ def internal_sql(expr: str) -> str:
     return f"regexp_matches(lower({expr}), '{INTERNAL_IP}')"
 
 
+# A record answers with an internal address (its name's first label is the host), and PTR answers
+# for an internal address; the first and last time each pair was seen.
+_PRIVATE_ANSWER = r"(^|,)\s*(10\.|192\.168\.|172\.(1[6-9]|2[0-9]|3[01])\.|f[cd][0-9a-f]{2}:)"
+_FIRST_ANSWER = """split_part("dns.answers", ',', 1)"""
+_REGISTERED_SQL = f"""
+    WITH forward AS (
+      SELECT lower(trim(answer)) AS ip, {host_key_sql('"dns.question.name"')} AS host,
+             "@timestamp" AS ts, evidence_id
+      FROM (SELECT *, unnest(string_split("dns.answers", ',')) AS answer FROM net_dns
+            WHERE "dns.answers" IS NOT NULL AND "@timestamp" IS NOT NULL
+              AND NOT ends_with("dns.question.name", '.arpa')
+              AND regexp_matches("dns.answers", '{_PRIVATE_ANSWER}'))
+      WHERE {internal_sql('trim(answer)')}),
+    reverse AS (
+      SELECT array_to_string(list_reverse(string_split(
+               replace("dns.question.name", '.in-addr.arpa', ''), '.')), '.') AS ip,
+             {host_key_sql(_FIRST_ANSWER)} AS host, "@timestamp" AS ts, evidence_id
+      FROM net_dns
+      WHERE ends_with("dns.question.name", '.in-addr.arpa') AND "dns.answers" IS NOT NULL
+        AND "@timestamp" IS NOT NULL AND NOT regexp_matches("dns.answers", '^[0-9.]+$')),
+    pairs AS (SELECT * FROM forward UNION ALL SELECT * FROM reverse WHERE {internal_sql('ip')})
+    SELECT ip, host, min(ts) AS ts, min(evidence_id) AS evidence_id FROM pairs GROUP BY ip, host
+    UNION ALL
+    SELECT ip, host, max(ts), min(evidence_id) FROM pairs GROUP BY ip, host"""
+
+
 def build_ip_hosts(con: duckdb.DuckDBPyConnection) -> None:
     """(Re)build `ip_observations`, `ip_hosts` and `shared_sources` from the store."""
     has_sysmon_ip = {"sourceip", "initiated"} <= {
@@ -78,6 +108,15 @@ def build_ip_hosts(con: duckdb.DuckDBPyConnection) -> None:
             AND NOT regexp_matches({last_action}, '{NOT_A_LEASE}')
           UNION ALL {endpoint})
         WHERE host IS NOT NULL AND ip NOT IN ('127.0.0.1', '::1')"""
+    ).fetchall()
+    # DNS registrations (what the organisation's resolver answers for its own names) name the
+    # addresses no lease or host event covers; records go stale when an address moves, so they
+    # never override a lease or the host's own events.
+    con.execute(
+        f"""INSERT INTO ip_observations
+        WITH registered AS ({_REGISTERED_SQL})
+        SELECT ip, host, ts, 'dns', evidence_id FROM registered
+        WHERE ip NOT IN (SELECT ip FROM ip_observations) AND host IS NOT NULL"""
     ).fetchall()
     # Runs of the same host per address, in time order; each run holds until the next one starts.
     con.execute(
