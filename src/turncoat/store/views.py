@@ -275,12 +275,12 @@ def _create_network_views(con: duckdb.DuckDBPyConnection, parquet_root: Path, fi
     event logs (EVTX or their JSON exports) and so live in `win_events`."""
     for table in NET_TABLES:
         files = parquet_files(parquet_root, table)
+        # every fixed column exists, typed, even when no part has it (parts written by other tools)
+        sql = "SELECT " + ", ".join(
+            f"CAST(NULL AS {_arrow_sql(t)}) AS {_q(n)}" for n, t in net_columns(table).items()) + " WHERE false"
         if files:
             listing = ", ".join(_lit(p.resolve().as_posix()) for p in files)
-            sql = f"SELECT * FROM read_parquet([{listing}], union_by_name = true)"
-        else:
-            typed = ", ".join(f"CAST(NULL AS {_arrow_sql(t)}) AS {_q(n)}" for n, t in net_columns(table).items())
-            sql = f"SELECT {typed} WHERE false"
+            sql = f"{sql} UNION ALL BY NAME SELECT * FROM read_parquet([{listing}], union_by_name = true)"
         if table == "net_dns":
             sql = f"{sql} UNION ALL BY NAME {DNS_SERVER_EVENTS.format_map(fields)}"
         con.execute(f"CREATE OR REPLACE VIEW {table} AS {sql}")
