@@ -177,7 +177,10 @@ def _value_hits_sql(obs: Observable) -> str:
     values = f"(SELECT DISTINCT {field} AS raw FROM {obs.view} WHERE {field} IS NOT NULL)"
     of_type = f"(SELECT * FROM iocs WHERE type = '{obs.ioc_type}')"
     if obs.match == "equals":
-        return f"SELECT d.raw, i.* FROM {values} d JOIN {of_type} i ON lower(d.raw) = i.value"
+        observed = "lower(d.raw)"
+        if obs.ioc_type == "cert_serial":  # as `normalise`: `1B:66:…`, `1b 66 …`, `01b66…` are one serial
+            observed = "coalesce(nullif(ltrim(replace(replace(lower(d.raw), ':', ''), ' ', ''), '0'), ''), '0')"
+        return f"SELECT d.raw, i.* FROM {values} d JOIN {of_type} i ON {observed} = i.value"
     if obs.match == "suffix":
         return (f"SELECT d.raw, i.* FROM {values} d JOIN {of_type} i "
                 f"ON ends_with(replace(lower(d.raw), '/', '\\'), i.value)")

@@ -8,6 +8,7 @@ so the loop below keeps going and lists each failure with its chunk's byte offse
 from __future__ import annotations
 
 import re
+import zlib
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -98,4 +99,23 @@ def read_evtx(path: Path, evidence_id: str, sink: ShapedSink, issues: IssueLog, 
         last_record = row["record_id"]
         sink.add(row)
         sent += 1
+    if not sent and not issues.count and (problem := _header_problem(path)):
+        issues.add(ReadIssue(problem, offset=0))  # nothing read and the parser said nothing: say why
     return sent
+
+
+def _header_problem(path: Path) -> str | None:
+    """Why a file that gave no record is not simply an empty log: its header checksum (CRC32 of the
+    first 120 bytes, stored at offset 124) does not match, so the header — and with it the count and
+    place of the chunks the parser trusted — is damaged."""
+    try:
+        with path.open("rb") as handle:
+            header = handle.read(128)
+    except OSError as exc:
+        return f"cannot read the file header: {exc}"
+    if len(header) < 128:
+        return "file shorter than an EVTX header (128 bytes)"
+    stored = int.from_bytes(header[124:128], "little")
+    if zlib.crc32(header[:120]) != stored:
+        return "no records: the file header is damaged (checksum mismatch)"
+    return None

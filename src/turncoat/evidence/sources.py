@@ -14,6 +14,7 @@ import io
 import os
 import shutil
 import tarfile
+import time
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -129,6 +130,14 @@ class _Gunzip(io.RawIOBase):
     def close(self) -> None:
         self._raw.close()
         super().close()
+
+
+def _zip_time(info: zipfile.ZipInfo) -> float | None:
+    """A zip member's time (zip stores local wall-clock time without a zone; read as this machine's)."""
+    try:
+        return time.mktime((*info.date_time, 0, 0, -1))
+    except (OverflowError, ValueError):
+        return None
 
 
 def _unsafe_name(name: str) -> str | None:
@@ -249,7 +258,7 @@ class Walker:
                         SourceProblem(f"{item.display}!{info.filename}", "archive member refused: symbolic link"))
                     continue
                 self._member(item, info.filename, lambda info=info: archive.open(info), info.file_size,
-                             info.compress_size, depth, budget)
+                             info.compress_size, depth, budget, mtime=_zip_time(info))
 
     def _tar(self, item: EvidenceItem, depth: int) -> None:
         budget = [self.limits.max_archive_bytes]

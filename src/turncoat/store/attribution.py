@@ -29,9 +29,13 @@ import duckdb
 
 from turncoat.store.schema import NET_TABLES, SYSMON
 
-# Lease events that do not mean "this host has this address from now on"; for a Zeek exchange
-# ("DISCOVER,OFFER,REQUEST,ACK") only its last message counts.
-NOT_A_LEASE = r"(?i)(release|nak|decline|expir|delet|conflict|inform|discover|offer|request$)"
+# The lease events that mean "this host has this address from now on" (the last message of a Zeek
+# exchange such as "DISCOVER,OFFER,REQUEST,ACK"; the Windows audit log's actions; old Zeek dhcp.log
+# rows, which carry no message types, are ACKs). Everything else —
+# NAKs, releases, expiries, conflicts, DNS updates, solicits — names an address it may not hold.
+LEASE = r"(?i)^(ack|assign|bootp-assign|renew|rebind|confirm)$"
+# DHCPv6: the Windows server logs the Request it grants; a Zeek exchange ending in REQUEST was not acked.
+V6_GRANT = "(\"observer.type\" = 'windows-dhcp' AND lower({action}) = 'request')"
 # Lease events by which a host keeps an address it already had.
 RENEWAL = r"(?i)^(renew|rebind)"
 # Logs of DNS servers: all of an organisation's clients ask them, so a single client is a forwarder.
@@ -105,7 +109,8 @@ def build_ip_hosts(con: duckdb.DuckDBPyConnection) -> None:
           FROM net_dhcp
           WHERE "client.ip" IS NOT NULL AND "host.hostname" IS NOT NULL AND "@timestamp" IS NOT NULL
             AND "client.ip" NOT IN ('0.0.0.0', '::')
-            AND NOT regexp_matches({last_action}, '{NOT_A_LEASE}')
+            AND ("event.action" IS NULL OR regexp_matches({last_action}, '{LEASE}')
+                 OR {V6_GRANT.format(action=last_action)})
           UNION ALL {endpoint})
         WHERE host IS NOT NULL AND ip NOT IN ('127.0.0.1', '::1')"""
     ).fetchall()

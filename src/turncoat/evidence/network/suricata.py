@@ -401,4 +401,4 @@ def sniff_suricata_eve(head: bytes) -> bool:
     return isinstance(event_type, str) and isinstance(stamp, str) and bool(_STAMP.match(stamp))
 
 
-FORMATS: list[NetFormat] = [NetFormat("suricata-eve", sniff_suricata_eve, read_suricata_eve, local_time=False)]
+FORMATS: list[NetFormat] = [NetFormat("suricata-eve", sniff_suricata_eve, read_suricata_eve, local_time=True)]
