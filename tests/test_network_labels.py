@@ -162,3 +162,49 @@ def test_dns_registrations_name_addresses_no_lease_covers(tmp_path: Path, label_
     assert [a["sources"] for a in flagged["pc-a"]["addresses"]] == ["dhcp"]
     assert [a["sources"] for a in flagged["printer"]["addresses"]] == ["dns"]
     assert "pc-b" not in {h["host"] for h in report["hosts"]}
+
+
+def test_service_names_of_a_domain_are_not_hosts(tmp_path: Path, label_pack: Path) -> None:
+    """The AD domain apex, `_msdcs` and `gc` names resolve to the domain controllers: they name no
+    machine, so a DC's query stays on the DC's own registration."""
+    logs = tmp_path / "zeek"
+    logs.mkdir()
+    t0 = 1679306400
+    dns_fields = ["ts", "uid", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p", "proto", "query", "qtype_name",
+                  "rcode_name", "answers"]
+    rows = [("dc1.corp.example", "10.0.0.2"), ("corp.example", "10.0.0.2,10.0.0.3"),
+            ("gc._msdcs.corp.example", "10.0.0.2"), ("domaindnszones.corp.example", "10.0.0.2,10.0.0.3"),
+            ("gc.corp.example", "10.0.0.3")]
+    records = [[f"{t0 + i}.0", f"D{i}", "10.0.0.9", "5353", "10.0.0.2", "53", "udp", q, "A", "NOERROR", a]
+               for i, (q, a) in enumerate(rows)]
+    records.append([f"{t0 + 120}.0", "DX", "10.0.0.2", "5400", "10.0.0.3", "53", "udp", "www.honestimnotevil.com",
+                    "A", "NOERROR", "192.0.2.10"])
+    (logs / "dns.log").write_text(_zeek("dns", dns_fields, records), encoding="utf-8")
+    report = _hunt(tmp_path, [logs], label_pack)
+    flagged = {h["host"] for h in report["hosts"] if h["verdict"] == "c2-contact"}
+    assert flagged == {"dc1"}
+    assert not {"corp", "gc", "domaindnszones"} & {h["host"] for h in report["hosts"]}
+
+
+def test_endpoint_ipv6_spelling_meets_the_network_spelling(tmp_path: Path, label_pack: Path) -> None:
+    """Sysmon writes `fd00:0:0:0:0:0:0:23`, Zeek `fd00::23`: the same address, the same host."""
+    import orjson
+
+    logs = tmp_path / "evidence"
+    logs.mkdir()
+    event = {"@timestamp": "2023-03-20T09:00:00.000Z",
+             "winlog": {"channel": "Microsoft-Windows-Sysmon/Operational", "computer_name": "PC-ANNA.corp.example",
+                        "event_id": "3", "record_id": 7, "provider_name": "Microsoft-Windows-Sysmon",
+                        "event_data": {"Image": "C:\\Windows\\svchost.exe", "Initiated": "true",
+                                       "SourceIp": "fd00:0:0:0:0:0:0:23", "SourcePort": "50000",
+                                       "DestinationIp": "fd00:0:0:0:0:0:0:1", "DestinationPort": "53",
+                                       "Protocol": "udp"}}}
+    (logs / "sysmon.ndjson").write_bytes(orjson.dumps(event) + b"\n")
+    dns_fields = ["ts", "uid", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p", "proto", "query", "qtype_name",
+                  "rcode_name", "answers"]
+    (logs / "dns.log").write_text(_zeek("dns", dns_fields, [
+        ["1679306500.0", "D1", "fd00::23", "5353", "fd00::1", "53", "udp", "www.honestimnotevil.com", "A",
+         "NOERROR", "192.0.2.10"]]), encoding="utf-8")
+    report = _hunt(tmp_path, [logs], label_pack)
+    flagged = {h["host"] for h in report["hosts"] if h["verdict"] == "c2-contact"}
+    assert flagged == {"pc-anna"}

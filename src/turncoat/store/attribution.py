@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import duckdb
 
+from turncoat.evidence.network.values import canonical_ip
 from turncoat.store.schema import NET_TABLES, SYSMON
 
 # The lease events that mean "this host has this address from now on" (the last message of a Zeek
@@ -59,30 +60,52 @@ def internal_sql(expr: str) -> str:
     return f"regexp_matches(lower({expr}), '{INTERNAL_IP}')"
 
 
-# A record answers with an internal address (its name's first label is the host), and PTR answers
-# for an internal address; the first and last time each pair was seen.
+# DNS registrations: an A/AAAA answer of one internal address for a host-like name, and PTR
+# answers for internal addresses (preferred where both exist); an address several names claim is
+# a shared service, not a host, and is left out. Host-like: three labels or more, no `_` label, not
+# one of the names Active Directory and auto-configuration publish for services.
 _PRIVATE_ANSWER = r"(^|,)\s*(10\.|192\.168\.|172\.(1[6-9]|2[0-9]|3[01])\.|f[cd][0-9a-f]{2}:)"
+_SERVICE_NAMES = ("gc", "domaindnszones", "forestdnszones", "wpad", "isatap", "localhost")
 _FIRST_ANSWER = """split_part("dns.answers", ',', 1)"""
+_QUESTION = '"dns.question.name"'
 _REGISTERED_SQL = f"""
     WITH forward AS (
-      SELECT lower(trim(answer)) AS ip, {host_key_sql('"dns.question.name"')} AS host,
-             "@timestamp" AS ts, evidence_id
-      FROM (SELECT *, unnest(string_split("dns.answers", ',')) AS answer FROM net_dns
-            WHERE "dns.answers" IS NOT NULL AND "@timestamp" IS NOT NULL
-              AND NOT ends_with("dns.question.name", '.arpa')
-              AND regexp_matches("dns.answers", '{_PRIVATE_ANSWER}'))
-      WHERE {internal_sql('trim(answer)')}),
-    reverse AS (
-      SELECT array_to_string(list_reverse(string_split(
-               replace("dns.question.name", '.in-addr.arpa', ''), '.')), '.') AS ip,
-             {host_key_sql(_FIRST_ANSWER)} AS host, "@timestamp" AS ts, evidence_id
+      SELECT lower(trim("dns.answers")) AS ip, {host_key_sql(_QUESTION)} AS host, "@timestamp" AS ts, evidence_id
       FROM net_dns
-      WHERE ends_with("dns.question.name", '.in-addr.arpa') AND "dns.answers" IS NOT NULL
-        AND "@timestamp" IS NOT NULL AND NOT regexp_matches("dns.answers", '^[0-9.]+$')),
-    pairs AS (SELECT * FROM forward UNION ALL SELECT * FROM reverse WHERE {internal_sql('ip')})
-    SELECT ip, host, min(ts) AS ts, min(evidence_id) AS evidence_id FROM pairs GROUP BY ip, host
+      WHERE "dns.answers" IS NOT NULL AND "@timestamp" IS NOT NULL AND NOT contains("dns.answers", ',')
+        AND regexp_matches("dns.answers", '{_PRIVATE_ANSWER}') AND {internal_sql('trim("dns.answers")')}
+        AND len(string_split({_QUESTION}, '.')) >= 3 AND NOT regexp_matches({_QUESTION}, '(^|\\.)_')
+        AND lower(split_part({_QUESTION}, '.', 1)) NOT IN ({", ".join(f"'{n}'" for n in _SERVICE_NAMES)})
+        AND NOT ends_with(lower({_QUESTION}), '.arpa')),
+    reverse AS (
+      SELECT * FROM (
+        SELECT array_to_string(list_reverse(string_split(
+                 regexp_replace(lower({_QUESTION}), '\\.in-addr\\.arpa$', ''), '.')), '.') AS ip,
+               {host_key_sql(_FIRST_ANSWER)} AS host, "@timestamp" AS ts, evidence_id
+        FROM net_dns
+        WHERE ends_with(lower({_QUESTION}), '.in-addr.arpa') AND "dns.answers" IS NOT NULL
+          AND "@timestamp" IS NOT NULL AND NOT regexp_matches("dns.answers", '^[0-9.]+$'))
+      WHERE {internal_sql('ip')}),
+    claims AS (SELECT * FROM reverse UNION ALL SELECT * FROM forward WHERE ip NOT IN (SELECT ip FROM reverse)),
+    single AS (SELECT ip FROM claims GROUP BY ip HAVING count(DISTINCT host) = 1)
+    SELECT ip, host, min(ts) AS ts, min(evidence_id) AS evidence_id FROM claims
+    WHERE ip IN (SELECT ip FROM single) GROUP BY ip, host
     UNION ALL
-    SELECT ip, host, max(ts), min(evidence_id) FROM pairs GROUP BY ip, host"""
+    SELECT ip, host, max(ts), min(evidence_id) FROM claims WHERE ip IN (SELECT ip FROM single) GROUP BY ip, host"""
+
+
+def _canonical_addresses(con: duckdb.DuckDBPyConnection) -> None:
+    """Endpoint logs write IPv6 their own way (Sysmon: `fd00:0:0:0:0:0:0:23`); network readers write
+    RFC 5952 (`fd00::23`). The few distinct IPv6 observations are rewritten in the readers' form so
+    that the two meet in the join."""
+    spelled = [ip for (ip,) in con.execute(
+        "SELECT DISTINCT ip FROM ip_observations WHERE contains(ip, ':')").fetchall()]
+    changes = [(ip, canon) for ip in spelled if (canon := canonical_ip(ip)) and canon != ip]
+    if changes:
+        con.execute("CREATE OR REPLACE TEMP TABLE ip_spellings (spelled VARCHAR, canonical VARCHAR)")
+        con.executemany("INSERT INTO ip_spellings VALUES (?, ?)", changes)
+        con.execute("UPDATE ip_observations SET ip = s.canonical FROM ip_spellings s WHERE ip = s.spelled").fetchall()
+    con.execute("DELETE FROM ip_observations WHERE ip IN ('127.0.0.1', '::1')").fetchall()
 
 
 def build_ip_hosts(con: duckdb.DuckDBPyConnection) -> None:
@@ -114,6 +137,7 @@ def build_ip_hosts(con: duckdb.DuckDBPyConnection) -> None:
           UNION ALL {endpoint})
         WHERE host IS NOT NULL AND ip NOT IN ('127.0.0.1', '::1')"""
     ).fetchall()
+    _canonical_addresses(con)
     # DNS registrations (what the organisation's resolver answers for its own names) name the
     # addresses no lease or host event covers; records go stale when an address moves, so they
     # never override a lease or the host's own events.
