@@ -208,3 +208,31 @@ def test_endpoint_ipv6_spelling_meets_the_network_spelling(tmp_path: Path, label
     report = _hunt(tmp_path, [logs], label_pack)
     flagged = {h["host"] for h in report["hosts"] if h["verdict"] == "c2-contact"}
     assert flagged == {"pc-anna"}
+
+
+def test_an_address_changing_hands_within_the_hour_counts_for_each_host(tmp_path: Path, label_pack: Path) -> None:
+    """Coverage is counted per hour for speed; the hour in which an address moves is counted row by
+    row, so the second holder is reported too instead of vanishing into the first."""
+    logs = tmp_path / "zeek"
+    logs.mkdir()
+    t0 = 1679302800  # 2023-03-20 09:00 UTC
+    dhcp = ["ts", "client_addr", "mac", "host_name", "assigned_addr", "lease_time", "msg_types"]
+    (logs / "dhcp.log").write_text(_zeek("dhcp", dhcp, [
+        [f"{t0}.0", "-", "aa:bb:cc:00:00:01", "pc-a", "10.0.0.50", "600.0", "DISCOVER,OFFER,REQUEST,ACK"],
+        [f"{t0 + 1800}.0", "-", "aa:bb:cc:00:00:02", "pc-b", "10.0.0.50", "600.0", "DISCOVER,OFFER,REQUEST,ACK"],
+    ]), encoding="utf-8")
+    dns_fields = ["ts", "uid", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p", "proto", "query", "qtype_name",
+                  "rcode_name", "answers"]
+    (logs / "dns.log").write_text(_zeek("dns", dns_fields, [
+        [f"{t0 + 600}.0", "D1", "10.0.0.50", "5353", "10.0.0.1", "53", "udp", "www.example.org", "A", "NOERROR",
+         "192.0.2.1"],
+        [f"{t0 + 2400}.0", "D2", "10.0.0.50", "5354", "10.0.0.1", "53", "udp", "www.example.org", "A", "NOERROR",
+         "192.0.2.1"],
+    ]), encoding="utf-8")
+    report = _hunt(tmp_path, [logs], label_pack)
+    hosts = {h["host"]: h for h in report["hosts"]}
+    assert set(hosts) == {"pc-a", "pc-b"}
+    for name in ("pc-a", "pc-b"):
+        sources = hosts[name]["coverage"]["sources"]
+        assert [(s["channel"], s["records"]) for s in sources] == [("network:zeek.dns", 1)]
+        assert hosts[name]["verdict"] == "no-evidence"

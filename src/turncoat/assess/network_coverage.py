@@ -26,15 +26,25 @@ def add_network_coverage(con: duckdb.DuckDBPyConnection, hosts: dict[str, HostCo
                    evidence_id FROM {t} WHERE "source.ip" IS NOT NULL AND "@timestamp" IS NOT NULL"""
         for t in CLIENT_TABLES
     )
-    # Hour buckets per address first: attribution then joins thousands of rows, not millions.
-    buckets = f"""SELECT ip, dataset, evidence_id, min(ts) AS ts, max(ts) AS last, count(*) AS n
-                  FROM ({rows}) GROUP BY ip, dataset, evidence_id, date_trunc('hour', ts)"""
-    for host, dataset, first, last, records, days in con.execute(
-        f"""SELECT host_attributed, dataset, min(ts), max(last), sum(n), count(DISTINCT CAST(ts AS DATE))
-            FROM ({attributed_sql(buckets)})
-            WHERE NOT starts_with(host_attributed, 'ip:') OR {internal_sql('ip')}
-            GROUP BY host_attributed, dataset ORDER BY 1, 2"""
-    ).fetchall():
+    # Hour buckets per address first: attribution then joins thousands of rows, not millions. A
+    # bucket in which the address changed hands (an interval of `ip_hosts` starts inside it) is
+    # attributed row by row instead, so each host gets its own rows.
+    sql = f"""
+        WITH r AS ({rows}),
+        b AS (SELECT ip, dataset, evidence_id, date_trunc('hour', ts) AS hour, min(ts) AS ts, max(ts) AS last,
+                     count(*) AS n FROM r GROUP BY ip, dataset, evidence_id, date_trunc('hour', ts)),
+        handover AS (SELECT DISTINCT b.ip, b.hour FROM b JOIN ip_hosts h
+                     ON h.ip = lower(b.ip) AND h.valid_from > b.ts AND h.valid_from <= b.last),
+        units AS (
+          SELECT ip, dataset, evidence_id, ts, last, n FROM b ANTI JOIN handover USING (ip, hour)
+          UNION ALL
+          SELECT r.ip, r.dataset, r.evidence_id, r.ts, r.ts AS last, 1 AS n FROM r
+          SEMI JOIN handover h ON r.ip = h.ip AND date_trunc('hour', r.ts) = h.hour)
+        SELECT host_attributed, dataset, min(ts), max(last), sum(n), count(DISTINCT CAST(ts AS DATE))
+        FROM ({attributed_sql('SELECT * FROM units')})
+        WHERE NOT starts_with(host_attributed, 'ip:') OR {internal_sql('ip')}
+        GROUP BY host_attributed, dataset ORDER BY 1, 2"""
+    for host, dataset, first, last, records, days in con.execute(sql).fetchall():
         cov = hosts.setdefault(host, HostCoverage(host))
         cov.sources.append(SourceCoverage(f"network:{dataset}", "network", first, last, int(records), int(days), 0))
     shared = []
