@@ -101,3 +101,14 @@ def test_zat_odd_files_through_ingest(tmp_path: Path) -> None:
     problems = [p for p in manifest["problems"] if "corrupt" in p["path"]]
     # the damage is named; what came out before it is read, never silently more or less
     assert problems or all(i["issue_count"] for i in corrupt_rows)
+
+
+def test_nul_padding_after_a_gzip_member_is_not_damage(tmp_path: Path) -> None:
+    folder = tmp_path / "evidence"
+    folder.mkdir()
+    (folder / "conn.log.gz").write_bytes(gzip.compress((HEADER + _conn_rows(20)).encode()) + b"\0" * 512)
+    case = tmp_path / "case"
+    pipeline.ingest([folder], case)
+    items, manifest = _items(case)
+    assert items["conn.log.gz!conn.log"]["records"] == 20
+    assert not manifest["problems"]

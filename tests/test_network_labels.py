@@ -236,3 +236,28 @@ def test_an_address_changing_hands_within_the_hour_counts_for_each_host(tmp_path
         sources = hosts[name]["coverage"]["sources"]
         assert [(s["channel"], s["records"]) for s in sources] == [("network:zeek.dns", 1)]
         assert hosts[name]["verdict"] == "no-evidence"
+
+
+def test_dead_drop_url_matches_with_a_port_and_never_by_host_alone(tmp_path: Path) -> None:
+    """The 3CX pack's GitHub dead drop: found in a proxy's full URL, with or without an explicit port;
+    `raw.githubusercontent.com` alone (DNS, SNI, another repository) is never a hit."""
+    proxy = tmp_path / "access.log"
+    t0 = 1679306400
+    lines = [
+        f"{t0}.100    120 10.0.0.21 TCP_MISS/200 4512 GET "
+        "https://raw.githubusercontent.com/IconStorages/images/main/icon3.ico - HIER_DIRECT/185.199.108.133 image/x-icon",
+        f"{t0 + 5}.100    120 10.0.0.22 TCP_MISS/200 4512 GET "
+        "http://raw.githubusercontent.com:443/IconStorages/images/main/icon7.ico - HIER_DIRECT/185.199.108.133 "
+        "image/x-icon",
+        f"{t0 + 9}.100    120 10.0.0.23 TCP_MISS/200 900 GET "
+        "https://raw.githubusercontent.com/someone/dotfiles/main/README.md - HIER_DIRECT/185.199.108.133 text/plain",
+        f"{t0 + 12}.100   3000 10.0.0.24 TCP_TUNNEL/200 5120 CONNECT raw.githubusercontent.com:443 - "
+        "HIER_DIRECT/185.199.108.133 -",
+    ]
+    proxy.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    case = tmp_path / "case"
+    pipeline.ingest([proxy], case)
+    pipeline.detect(case, ["3cx-2023"])
+    report = pipeline.assess(case, ["3cx-2023"])
+    flagged = {h["host"] for h in report["hosts"] if h["verdict"] == "c2-contact"}
+    assert flagged == {"ip:10.0.0.21", "ip:10.0.0.22"}

@@ -185,7 +185,10 @@ def _value_hits_sql(obs: Observable) -> str:
         return (f"SELECT d.raw, i.* FROM {values} d JOIN {of_type} i "
                 f"ON ends_with(replace(lower(d.raw), '/', '\\'), i.value)")
     if obs.match == "contains":
-        return f"SELECT d.raw, i.* FROM {values} d JOIN {of_type} i ON contains(lower(d.raw), i.value)"
+        observed = "lower(d.raw)"
+        if obs.ioc_type == "url":  # `http://host:443/path` is the URL `host/path` too
+            observed = r"regexp_replace(lower(d.raw), '^([a-z][a-z0-9+.-]*://)?([^/:@]+):[0-9]+', '\1\2')"
+        return f"SELECT d.raw, i.* FROM {values} d JOIN {of_type} i ON contains({observed}, i.value)"
     # domain: names whose last two labels end some indicator are expanded into every suffix
     # (a.b.c → a.b.c, b.c, c) and equi-joined to the indicators
     return (

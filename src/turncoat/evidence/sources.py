@@ -115,13 +115,13 @@ class _Gunzip(io.RawIOBase):
         try:
             if chunk:
                 self._pending += self._inflate.decompress(chunk)
-                while self._inflate.eof and self._inflate.unused_data:  # the next member
+                while self._inflate.eof and self._inflate.unused_data.strip(b"\0"):  # the next member
                     rest = self._inflate.unused_data
                     self._inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
                     self._pending += self._inflate.decompress(rest)
                 return
             self._pending += self._inflate.flush()
-            if not self._inflate.eof:
+            if not self._inflate.eof:  # (NUL padding after the last member, as tape tools write, is fine)
                 self._error = EOFError(f"gzip stream cut short after {self._raw.tell()} compressed bytes")
         except zlib.error as exc:
             self._error = OSError(f"gzip data damaged near compressed byte {self._raw.tell()}: {exc}")
