@@ -19,6 +19,9 @@ import pyarrow.parquet as pq
 from turncoat.store.schema import NET_TABLES, net_columns
 
 ROWS_PER_FLUSH = 65_536
+# What Arrow raises for data it cannot convert or a conversion it does not offer: the readers turn
+# these into nulls or a per-line fallback, never a failed file.
+ARROW_DATA_ERRORS: tuple[type[Exception], ...] = (pa.ArrowInvalid, pa.lib.ArrowNotImplementedError)
 UTC_US = pa.timestamp("us", tz="UTC")
 _COUNTING: list[pa.Array] = []  # 0, 1, 2, … built once, then sliced and shifted for each part's `seq`
 # Columns whose values repeat (sensor, log, protocol, verdict names): dictionary-encoded. Addresses,
@@ -70,7 +73,7 @@ def _conform(column: pa.Array | pa.ChunkedArray, typ: pa.DataType) -> pa.Array |
         return epoch_seconds_to_ts(column)
     try:
         return pc.cast(column, typ)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+    except ARROW_DATA_ERRORS:
         pass
     if pa.types.is_integer(typ) or pa.types.is_floating(typ):
         text = pc.cast(column, pa.string()) if not pa.types.is_string(column.type) else column

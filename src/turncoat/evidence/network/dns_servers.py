@@ -25,7 +25,7 @@ import functools
 import ipaddress
 import re
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,21 @@ SNIFF_LINES = 200
 
 
 # --- shared helpers -------------------------------------------------------------------------------
+
+def _every_line(head: bytes, judge: Callable[[str], bool | None]) -> bool:
+    """The sniffing rule of the text DNS logs: every non-blank line of the head is the format's own
+    or a syslog line of another program (`judge` says None for anything else: refused), and at least
+    one is a client's question or its answer (`judge` says True)."""
+    found = False
+    for line in head_lines(head, SNIFF_LINES):
+        if not line.strip():
+            continue
+        verdict = judge(line)
+        if verdict is None:
+            return False
+        found = found or verdict
+    return found
+
 
 def dns_name(text: str) -> str:
     """A name as asked, without its trailing dot; the root stays "."."""
@@ -473,19 +488,17 @@ def read_bind_query(path: Path, ctx: NetContext, year: int | None = None) -> int
 
 
 def sniff_bind_query(head: bytes) -> bool:
-    lines = [line for line in head_lines(head, SNIFF_LINES) if line.strip()]
-    found = False
-    for line in lines:
-        stamped = _BIND_STAMP.match(line)
-        if stamped:
-            found = found or bool(_BIND_QUERY.match(stamped["msg"]))
-            continue
-        parts = syslog_parts(line)
-        if parts is None:
-            return False
-        if parts["prog"] == "named" and _BIND_QUERY.match(parts["msg"]):
-            found = True
-    return found
+    return _every_line(head, _bind_line)
+
+
+def _bind_line(line: str) -> bool | None:
+    stamped = _BIND_STAMP.match(line)
+    if stamped:
+        return bool(_BIND_QUERY.match(stamped["msg"]))
+    parts = syslog_parts(line)
+    if parts is None:
+        return None
+    return parts["prog"] == "named" and bool(_BIND_QUERY.match(parts["msg"]))
 
 
 # --- dnsmasq / Pi-hole -------------------------------------------------------------------------------
@@ -632,19 +645,20 @@ def read_dnsmasq(path: Path, ctx: NetContext, year: int | None = None) -> int:
 
 
 def sniff_dnsmasq(head: bytes) -> bool:
-    lines = [line for line in head_lines(head, SNIFF_LINES) if line.strip()]
-    found = False
-    for line in lines:
-        parts = syslog_parts(line)
-        if parts is None:
-            return False
-        if parts["prog"] == "dnsmasq" and not found:
-            message = parts["msg"]
-            extra = _DNSMASQ_EXTRA.match(message)
-            if extra:
-                message = extra["msg"]
-            found = bool(_DNSMASQ_QUERY.match(message) or _DNSMASQ_FORWARD.match(message))
-    return found
+    return _every_line(head, _dnsmasq_line)
+
+
+def _dnsmasq_line(line: str) -> bool | None:
+    parts = syslog_parts(line)
+    if parts is None:
+        return None
+    if parts["prog"] != "dnsmasq":
+        return False
+    message = parts["msg"]
+    extra = _DNSMASQ_EXTRA.match(message)
+    if extra:
+        message = extra["msg"]
+    return bool(_DNSMASQ_QUERY.match(message) or _DNSMASQ_FORWARD.match(message))
 
 
 # --- Unbound -----------------------------------------------------------------------------------------
@@ -744,19 +758,16 @@ def read_unbound(path: Path, ctx: NetContext, year: int | None = None) -> int:
 
 
 def sniff_unbound(head: bytes) -> bool:
-    lines = [line for line in head_lines(head, SNIFF_LINES) if line.strip()]
-    found = False
-    for line in lines:
-        parsed = _unbound_line(line)
-        if parsed is None:
-            if syslog_parts(line) is None:
-                return False
-            continue
-        level, message, _ = parsed
-        hit = _UNBOUND_REPLY.match(message) or _UNBOUND_QUERY.match(message)
-        if level in ("info", "query", "reply") and hit and is_ip(hit["client"].split("@")[0]):
-            found = True
-    return found
+    return _every_line(head, _unbound_sniff_line)
+
+
+def _unbound_sniff_line(line: str) -> bool | None:
+    parsed = _unbound_line(line)
+    if parsed is None:
+        return None if syslog_parts(line) is None else False
+    level, message, _ = parsed
+    hit = _UNBOUND_REPLY.match(message) or _UNBOUND_QUERY.match(message)
+    return bool(level in ("info", "query", "reply") and hit and is_ip(hit["client"].split("@")[0]))
 
 
 FORMATS: list[NetFormat] = [

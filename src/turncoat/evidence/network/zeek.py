@@ -44,7 +44,7 @@ from turncoat.evidence.base import ReadIssue
 from turncoat.evidence.json_reader import MAX_LINE_BYTES
 from turncoat.evidence.network.base import NetContext, NetFormat
 from turncoat.evidence.network.values import canonical_ip
-from turncoat.store.net_writer import epoch_seconds_to_ts, numbers
+from turncoat.store.net_writer import ARROW_DATA_ERRORS, epoch_seconds_to_ts, numbers
 
 BLOCK_BYTES = 16 * 1024 * 1024  # one block of whole lines: one parse task, one Parquet part per table
 JSON_PARSE_BYTES = 2 * 1024 * 1024  # Arrow's JSON chunk size: the fastest measured (longer lines still parse)
@@ -249,7 +249,7 @@ def _as_text(column: pa.ChunkedArray | pa.Array, list_sep: str = ",") -> pa.Chun
         return pc.binary_join(rebuilt, list_sep)
     try:
         return pc.cast(column, pa.string())
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+    except ARROW_DATA_ERRORS:
         return pa.array([None if v is None else orjson.dumps(v, default=str).decode() for v in column.to_pylist()],
                         pa.string())
 
@@ -267,7 +267,7 @@ def _zeek_time(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array
     try:  # the usual case: every value is epoch seconds
         return epoch_seconds_to_ts(pc.cast(column, pa.float64()) if isinstance(column, pa.Array)
                                    else pc.cast(column.combine_chunks(), pa.float64()))
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+    except ARROW_DATA_ERRORS:
         pass
     iso = pc.match_substring_regex(column, _ISO)
     if not _any(iso):
@@ -740,7 +740,7 @@ def _parse_tsv(run: _Block, header: _Header, kind: _Kind, dataset: str) -> _Resu
                 convert_options=pa_csv.ConvertOptions(column_types=dict.fromkeys(columns, pa.string()),
                                                       null_values=[header.unset], strings_can_be_null=True,
                                                       quoted_strings_can_be_null=False, check_utf8=False))
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, UnicodeError):
+        except (*ARROW_DATA_ERRORS, UnicodeError):
             table = None
         total = run.line_count()
         if table is not None and run.one_per_line(table.num_rows + len(invalid)) and all(n > 0 for n, _ in invalid):
@@ -909,7 +909,7 @@ def _parse_json(block: _Block, guessed: str | None) -> _Result:
     try:
         table = _arrow_json(block.data)
         lines = _json_lines(block, table.num_rows)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+    except ARROW_DATA_ERRORS:
         table, lines = _json_by_line(block, result.issues)
     if table is None or not table.num_rows:
         return result
@@ -981,7 +981,7 @@ def _json_by_line(block: _Block, issues: list[ReadIssue]) -> tuple[pa.Table | No
     lines = pa.array(numbers, pa.int64())
     try:
         return _arrow_json(b"\n".join(good)), lines
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+    except ARROW_DATA_ERRORS:
         pass
     # fields whose JSON type changes from row to row: every value as text
     flat = [_flatten(doc) for doc in docs]
