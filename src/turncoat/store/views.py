@@ -227,10 +227,7 @@ def create_views(con: duckdb.DuckDBPyConnection, parquet_root: Path, materialise
             f"SELECT * FROM read_parquet([{listing}], union_by_name = true)"
         )
     else:
-        typed = ", ".join(
-            f"CAST(NULL AS {_arrow_sql(t)}) AS {_q(n)}" for n, t in WIN_EVENT_FIXED.items()
-        )
-        con.execute(f"CREATE OR REPLACE VIEW win_events_all AS SELECT {typed} WHERE false")
+        con.execute(f"CREATE OR REPLACE VIEW win_events_all AS {_no_rows(WIN_EVENT_FIXED)}")
     if materialise or not _has_table(con, "duplicate_rows"):
         # Only the key columns are read to find duplicates; the wide rows stay in Parquet.
         # Two scans, no window: an aggregate finds the event keys stored more than once and the
@@ -276,8 +273,7 @@ def _create_network_views(con: duckdb.DuckDBPyConnection, parquet_root: Path, fi
     for table in NET_TABLES:
         files = parquet_files(parquet_root, table)
         # every fixed column exists, typed, even when no part has it (parts written by other tools)
-        sql = "SELECT " + ", ".join(
-            f"CAST(NULL AS {_arrow_sql(t)}) AS {_q(n)}" for n, t in net_columns(table).items()) + " WHERE false"
+        sql = _no_rows(net_columns(table))
         if files:
             listing = ", ".join(_lit(p.resolve().as_posix()) for p in files)
             sql = f"{sql} UNION ALL BY NAME SELECT * FROM read_parquet([{listing}], union_by_name = true)"
@@ -299,6 +295,12 @@ DNS_SERVER_EVENTS = (
     "CAST({QTYPE} AS VARCHAR) AS \"dns.question.type\", CAST({RCODE} AS VARCHAR) AS \"dns.response_code\" "
     f"FROM {WIN_EVENTS} WHERE Provider_Name = 'Microsoft-Windows-DNSServer' AND EventID IN (256, 257, 258)"
 )
+
+
+def _no_rows(columns: dict) -> str:
+    """A query with these columns, typed, and no rows: a view's shape before any evidence has it."""
+    typed = ", ".join(f"CAST(NULL AS {_arrow_sql(t)}) AS {_q(n)}" for n, t in columns.items())
+    return f"SELECT {typed} WHERE false"
 
 
 def _arrow_sql(typ) -> str:
