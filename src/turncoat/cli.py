@@ -9,13 +9,20 @@ from __future__ import annotations
 import sys
 import traceback
 import webbrowser
+from datetime import UTC
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 from turncoat import __version__, pipeline
 from turncoat.evidence.network import BY_NAME as NET_FORMATS
@@ -48,14 +55,14 @@ Evidence = Annotated[list[Path], typer.Argument(
     help="Evidence files or folders (EVTX, JSON exports, Zeek, Suricata, DNS, proxy, firewall and DHCP logs, archives).")]
 CaseOpt = Annotated[Path, typer.Option("--output", "-o", help="Case folder to create or add to.")]
 CaseArg = Annotated[Path, typer.Argument(help="Case folder.")]
-PackOpt = Annotated[Optional[list[str]], typer.Option("--pack", help="Pack id or folder (repeatable); default: all shipped packs.")]
+PackOpt = Annotated[list[str] | None, typer.Option("--pack", help="Pack id or folder (repeatable); default: all shipped packs.")]
 LangOpt = Annotated[str, typer.Option("--lang", help="Report language: en or fr.")]
 FormatOpt = Annotated[str, typer.Option("--format", help="Comma-separated: html,json,csv.")]
 TzOpt = Annotated[str, typer.Option("--tz", help="Time zone for displayed times (e.g. Europe/Paris); stored times stay UTC.")]
 DetailOpt = Annotated[bool, typer.Option("--detail", help="Show full URLs and every evidence row.")]
 RedactOpt = Annotated[bool, typer.Option("--redact", help="Also write a shareable copy with hosts and users pseudonymised.")]
 WorkersOpt = Annotated[int, typer.Option("--workers", help="Parallel reader processes.", min=1, max=64)]
-SourceTzOpt = Annotated[Optional[list[str]], typer.Option(
+SourceTzOpt = Annotated[list[str] | None, typer.Option(
     "--source-tz", help="Zone of sources that log local time: ZONE for all, or SOURCE=ZONE "
     "(e.g. windows-dns-debug=Europe/Paris); repeatable. Default UTC.")]
 
@@ -178,6 +185,113 @@ def demo(output: Annotated[Path, typer.Option("--output", "-o", help="Where to p
     code = report_doc["summary"]["exit_code"]
     # The demo succeeded; say what a real hunt of this evidence would have returned to a script.
     err.print(f"demo finished: `turncoat hunt` on this evidence exits with {code} ({EXIT_MEANINGS[code]})")
+
+
+RulesOpt = Annotated[list[Path] | None, typer.Option(
+    "--rules", help="Sigma rule file or folder (repeatable), e.g. a SigmaHQ checkout's rules/windows.")]
+
+
+def _load_sigma(rules: list[Path], placeholders: Path | None, cache: bool, min_level: str | None,
+                status: list[str] | None) -> Any:
+    from turncoat.detect.sigma.placeholders import PlaceholderError, load_placeholders
+    from turncoat.detect.sigma.rules import LEVELS, STATUSES, keep, load_rules
+
+    for path in rules:
+        if not path.exists():
+            raise UsageError(f"no Sigma rules at {path}")
+    if min_level and min_level not in LEVELS:
+        raise UsageError(f"--min-level must be one of {', '.join(LEVELS)}")
+    for value in status or []:
+        if value not in STATUSES:
+            raise UsageError(f"--status must be one of {', '.join(STATUSES)}")
+    try:
+        values = load_placeholders(placeholders) if placeholders else {}
+    except PlaceholderError as exc:
+        raise UsageError(str(exc)) from exc
+    with _progress() as progress:
+        task = progress.add_task("converting Sigma rules", total=None, item="")
+
+        def advance(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total, item=f"{done}/{total} files")
+
+        ruleset = load_rules(rules, values, cache=cache, progress=advance)
+    return keep(ruleset, min_level, status)
+
+
+def _when(text: str | None, name: str) -> Any:
+    from datetime import datetime
+
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise UsageError(f"{name}: {text!r} is not an ISO date or time (e.g. 2023-03-22 or 2023-03-22T10:00Z)") from exc
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@app.command()
+def sigma(
+    evidence: Annotated[list[Path] | None, typer.Argument(help="Evidence files or folders to hunt (ingested to a temporary case).")] = None,
+    rules: RulesOpt = None,
+    case: Annotated[Path | None, typer.Option("--case", help="Hunt an existing case instead of evidence.")] = None,
+    keep_case: Annotated[Path | None, typer.Option("--keep-case", help="Ingest into this case folder and keep it.")] = None,
+    jsonl: Annotated[Path | None, typer.Option("--jsonl", help="Write one JSON object per hit.")] = None,
+    timeline: Annotated[Path | None, typer.Option("--timeline", help="Write a Timesketch-ready JSONL timeline.")] = None,
+    min_level: Annotated[str | None, typer.Option("--min-level", help="informational, low, medium, high or critical.")] = None,
+    status: Annotated[list[str] | None, typer.Option("--status", help="Only rules with this status (repeatable).")] = None,
+    host: Annotated[list[str] | None, typer.Option("--host", help="Only these hosts (repeatable).")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="Only events at or after this UTC time.")] = None,
+    until: Annotated[str | None, typer.Option("--until", help="Only events before this UTC time.")] = None,
+    all_copies: Annotated[bool, typer.Option("--all-copies", help="Search every stored copy of an event (as file-by-file tools do), not each event once.")] = False,
+    placeholders: Annotated[Path | None, typer.Option("--placeholders", help="YAML map of %placeholder% names to value lists for the expand modifier.")] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Reconvert every rule (ignore the conversion cache).")] = False,
+    list_unconverted: Annotated[bool, typer.Option("--list-unconverted", help="Print rules that cannot run (path, id, reason) and stop.")] = False,
+    workers: WorkersOpt = 2, source_tz: SourceTzOpt = None,
+) -> None:
+    """Hunt with Sigma rules over event logs and network logs (the job of Zircolite, Hayabusa, Chainsaw)."""
+    import tempfile
+
+    from turncoat.detect.sigma.engine import Filters
+    from turncoat.detect.sigma.output import summary, write_jsonl, write_timeline
+
+    if not rules:
+        raise UsageError("give at least one --rules file or folder")
+    ruleset = _load_sigma(rules, placeholders, not no_cache, min_level, status)
+    if list_unconverted:
+        for item in ruleset.unconverted:
+            out.print(f"{item.path}\t{item.rule_id}\t{item.reason}", markup=False, highlight=False, soft_wrap=True)
+        err.print(f"{len(ruleset.rules) + len(ruleset.correlations)} rule(s) converted, "
+                  f"{len(ruleset.unconverted)} not, from {ruleset.files} file(s)")
+        return
+    if not evidence and case is None:
+        raise UsageError("give evidence files or folders, or --case CASE")
+    filters = Filters(hosts=list(host or []), since=_when(since, "--since"), until=_when(until, "--until"),
+                      deduplicate=not all_copies)
+    with tempfile.TemporaryDirectory(prefix="turncoat-sigma-") as scratch:
+        case_dir = case
+        if evidence:
+            case_dir = keep_case or Path(scratch) / "case"
+            _ingest(evidence, case_dir, workers, source_tz)
+        with _progress() as progress:
+            task = progress.add_task("running Sigma rules", total=None, item="")
+
+            def advance(done: int, total: int) -> None:
+                progress.update(task, completed=done, total=total, item=f"{done}/{total} rules")
+
+            rows, searched = pipeline.sigma_search(case_dir, ruleset, filters, advance)
+    if ruleset.unconverted:
+        err.print(f"[yellow]![/yellow] {len(ruleset.unconverted)} rule(s) not run (see --list-unconverted), e.g. "
+                  f"{escape(ruleset.unconverted[0].path)}: {escape(ruleset.unconverted[0].reason)}")
+    err.print(f"{len(ruleset.rules)} rule(s) and {len(ruleset.correlations)} correlation(s) from {ruleset.files} "
+              f"file(s) ({ruleset.cached} conversions from cache)")
+    summary(rows, searched, out)
+    if jsonl:
+        write_jsonl(rows, jsonl)
+        out.print(f"hits: {jsonl}", highlight=False, soft_wrap=True)
+    if timeline:
+        write_timeline(rows, timeline)
+        out.print(f"timeline: {timeline}", highlight=False, soft_wrap=True)
 
 
 @intel_app.command("list")

@@ -212,3 +212,32 @@ def show_pack(name: str, console: Console) -> None:
     console.print("sources:")
     for ref in pack.meta.get("references") or []:
         console.print(f"  - {ref.get('title')}" + (f" <{ref['url']}>" if ref.get("url") else ""), highlight=False)
+
+
+def evidence_paths(case: Case) -> dict[str, list[str]]:
+    """evidence_id → every path it was read from (identical copies are read once, listed as duplicates)."""
+    paths: dict[str, list[str]] = {}
+    for item in case.load_manifest().get("items", []):
+        paths[item["evidence_id"]] = [item["path"]] + [d["path"] for d in item.get("duplicates", [])]
+    return paths
+
+
+def sigma_search(case_dir: Path, ruleset: Any, filters: Any,
+                 progress: Any = None) -> tuple[list[dict[str, Any]], int]:
+    """Sigma rules over an ingested case: (one record per hit, records searched)."""
+    from turncoat.detect.sigma import hunt
+    from turncoat.detect.sigma.output import records
+
+    case = _case(case_dir)
+    con = case.connect()
+    try:
+        run, correlation_hits = hunt(con, ruleset, filters, progress)
+    finally:
+        con.close()
+    paths = evidence_paths(case)
+    if filters.deduplicate:  # each event once: name the file it was kept from
+        paths = {k: v[:1] for k, v in paths.items()}
+    rows = list(records(run, correlation_hits, paths, ruleset.correlations))
+    rows.sort(key=lambda r: (r["timestamp"] or "", r["host"] or "", r["rule_title"], r["evidence_path"] or "",
+                             r["seq"] or 0))
+    return rows, sum(run.targets.values())
