@@ -105,10 +105,21 @@ def ingest(evidence: Evidence, output: CaseOpt, workers: WorkersOpt = 2, source_
     _ingest(evidence, output, workers, source_tz)
 
 
+SigmaOpt = Annotated[list[Path] | None, typer.Option(
+    "--sigma", help="Also run these Sigma rule files or folders (repeatable); packs bring their own.")]
+
+
+def _sigma_paths(paths: list[Path] | None) -> list[Path] | None:
+    for path in paths or []:
+        if not path.exists():
+            raise UsageError(f"no Sigma rules at {path}")
+    return paths
+
+
 @app.command()
-def detect(case: CaseArg, pack: PackOpt = None) -> None:
-    """Run intel packs (IOCs, behaviour rules) over the case; writes the findings table."""
-    counts = pipeline.detect(case, pack)
+def detect(case: CaseArg, pack: PackOpt = None, sigma: SigmaOpt = None) -> None:
+    """Run intel packs (IOCs, behaviour rules, Sigma) and your Sigma rules over the case; writes findings."""
+    counts = pipeline.detect(case, pack, _sigma_paths(sigma))
     for pack_id, count in counts.items():
         err.print(f"{pack_id}: {count} finding(s)")
 
@@ -135,11 +146,12 @@ def report(case: CaseArg, format: FormatOpt = "html,json,csv", lang: LangOpt = "
 @app.command()
 def hunt(evidence: Evidence, output: CaseOpt, pack: PackOpt = None, format: FormatOpt = "html,json,csv",
          lang: LangOpt = "en", tz: TzOpt = "UTC", detail: DetailOpt = False, redact: RedactOpt = False,
-         workers: WorkersOpt = 2, source_tz: SourceTzOpt = None,
+         workers: WorkersOpt = 2, source_tz: SourceTzOpt = None, sigma: SigmaOpt = None,
          open_: Annotated[bool, typer.Option("--open", help="Open the HTML report.")] = False) -> None:
     """Ingest → detect → assess → report, in one command."""
+    sigma = _sigma_paths(sigma)
     _ingest(evidence, output, workers, source_tz)
-    pipeline.detect(output, pack)
+    pipeline.detect(output, pack, sigma)
     report_doc = pipeline.assess(output, pack)
     written = pipeline.write_reports(output, report_doc, formats=format, lang=lang, tz=tz, detail=detail, redact=redact)
     pipeline.render_terminal(report_doc, out, lang=lang, detail=detail, tz=tz)

@@ -43,11 +43,11 @@ def ingest(evidence: list[Path], case_dir: Path, workers: int = 2, progress: Pro
     return ingest_items(paths, Case(Path(case_dir)), workers=workers, progress=progress, source_tz=source_tz)
 
 
-def detect(case_dir: Path, pack_names: list[str] | None) -> dict[str, int]:
+def detect(case_dir: Path, pack_names: list[str] | None, sigma_rules: list[Path] | None = None) -> dict[str, int]:
     case = _case(case_dir)
     con = case.connect()
     try:
-        return run_detection(con, load_packs(pack_names))
+        return run_detection(con, load_packs(pack_names), sigma_rules)
     finally:
         con.close()
 

@@ -47,6 +47,25 @@ def _findings(con: duckdb.DuckDBPyConnection) -> dict[str, list[dict[str, Any]]]
     return by_host
 
 
+def _sigma_by_host(con: duckdb.DuckDBPyConnection) -> dict[str, list[dict[str, Any]]]:
+    """Per host, each Sigma rule that fired: hits, first and last time, and a pack's false-positive note."""
+    if not con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'sigma_hits'").fetchall()[0][0]:
+        return {}
+    out: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for host, source, rule_id, title, level, fp, note, note_fr, hits, first, last in con.execute(
+        """SELECT coalesce(host, ?), source, rule_id, title, level, false_positive, note, note_fr,
+                  count(*), min(ts), max(ts)
+        FROM sigma_hits GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
+        ORDER BY 1, list_position(['critical', 'high', 'medium', 'low', 'informational'], any_value(level)),
+                 3, 2, 6, 7""",
+        [UNKNOWN_HOST],
+    ).fetchall():
+        out[host].append({"rule_id": rule_id, "title": title, "level": level, "source": source, "hits": hits,
+                          "first": iso(first), "last": iso(last), "false_positive": bool(fp),
+                          "note": note, "note_fr": note_fr})
+    return out
+
+
 def _aliases(con: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:
     out: dict[str, list[str]] = defaultdict(list)
     for host, alias in con.execute(
@@ -238,6 +257,7 @@ def assess(con: duckdb.DuckDBPyConnection, packs: list[Pack], manifest: dict[str
     shared = add_network_coverage(con, coverage)
     addresses = _addresses(con)
     findings = _findings(con)
+    sigma = _sigma_by_host(con)
     aliases = _aliases(con)
     first_event, last_event, records, kept = con.execute(
         "SELECT min(ts) FILTER (WHERE ts > TIMESTAMPTZ '1601-01-02'), max(ts), "
@@ -293,6 +313,7 @@ def assess(con: duckdb.DuckDBPyConnection, packs: list[Pack], manifest: dict[str
             },
             "evidence": evidence[:MAX_EVIDENCE_PER_HOST],
             "evidence_total": sum(c["evidence_total"] for c in campaigns),
+            "sigma": sigma.get(host, []),
             "remediation": remediation,
         })
     by_verdict = {v: sum(1 for h in hosts_out if h["verdict"] == v) for v in VERDICTS}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import duckdb
 
 from turncoat.detect.ioc import attribute_findings, ioc_findings_queries, load_indicators
@@ -13,9 +15,15 @@ FINDINGS_DDL = "CREATE OR REPLACE TABLE findings ({})".format(
     ", ".join(f"{name} {sql_type}" for name, sql_type in FINDINGS_COLUMNS.items()))
 
 
-def run_detection(con: duckdb.DuckDBPyConnection, packs: list[Pack]) -> dict[str, int]:
-    """Replace the findings with those of `packs`; returns the number of findings per pack."""
+def run_detection(con: duckdb.DuckDBPyConnection, packs: list[Pack],
+                  sigma_rules: list[Path] | None = None) -> dict[str, int]:
+    """Replace the findings with those of `packs` (indicators, behaviour rules, their Sigma rules)
+    and `sigma_hits` with the hits of every Sigma rule, the analyst's `sigma_rules` included;
+    returns the number of findings per pack."""
+    from turncoat.detect.sigma_detector import run_sigma
+
     con.execute(FINDINGS_DDL)
+    run_sigma(con, packs, sigma_rules)
     counts: dict[str, int] = {}
     for pack in packs:
         load_indicators(con, pack)

@@ -225,6 +225,12 @@ def _host_view(host: dict[str, Any], index: int, axis: Axis, report: dict[str, A
         "hidden": hidden,
         "hidden_text": tn("ev.hidden", hidden, lang) if hidden else "",
         "steps": _steps(host, lang),
+        "sigma": [
+            {"title": r.get("title"), "rule_id": r.get("rule_id"), "level": r.get("level"), "hits": r.get("hits"),
+             "source": r.get("source"), "first": fmt_ts(r.get("first"), lang, tz),
+             "last": fmt_ts(r.get("last"), lang, tz), "false_positive": bool(r.get("false_positive")),
+             "note": (r.get("note_fr") if lang == "fr" else None) or r.get("note")}
+            for r in host.get("sigma") or []],
     }
 
 
