@@ -30,6 +30,7 @@ from sigma.conditions import (
 from sigma.conversion.base import Backend
 from sigma.conversion.state import ConversionState
 from sigma.exceptions import SigmaFeatureNotSupportedByBackendError, SigmaValueError
+from sigma.modifiers import SigmaWideModifier, modifier_mapping
 from sigma.rule import SigmaRule
 from sigma.types import (
     CompareOperators,
@@ -47,6 +48,9 @@ from sigma.types import (
 )
 
 from turncoat.detect.sigma.logsources import TIME_FIELDS
+
+# The Sigma specification names `utf16le` as an alias of `wide`; pySigma 2.0 knows only `wide`.
+modifier_mapping.setdefault("utf16le", SigmaWideModifier)
 
 ALL_FIELDS = "*"  # pseudo-field: the whole event as text, for keyword searches
 TIME_FIELD = "@time"  # pseudo-field: the event's timestamp (typed), for |minute … |year

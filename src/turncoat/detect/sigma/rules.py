@@ -22,7 +22,7 @@ import yaml
 from turncoat.detect.sigma.logsources import UnknownLogsource, resolve
 
 #: Bump when conversion output changes, so cached conversions of older engines are not reused.
-ENGINE_VERSION = "1"
+ENGINE_VERSION = "2"
 
 LEVELS: tuple[str, ...] = ("informational", "low", "medium", "high", "critical")
 STATUSES: tuple[str, ...] = ("stable", "test", "experimental", "deprecated", "unsupported")
@@ -145,7 +145,7 @@ class _Converter:
         from sigma.exceptions import SigmaError
 
         try:
-            collection = SigmaCollection.from_yaml(text, collect_errors=True)
+            collection = SigmaCollection.from_yaml(text, collect_errors=True, resolve_references=False)
         except (SigmaError, yaml.YAMLError) as error:
             return [_unconverted(path, "", "", f"not valid Sigma YAML: {_first_line(error)}")]
         out: list[dict[str, Any]] = []
@@ -153,6 +153,9 @@ class _Converter:
             out.append(_unconverted(path, "", "", f"not valid Sigma: {_first_line(error)}"))
         for rule in collection.rules:
             meta = _meta(rule, path)
+            if getattr(rule, "errors", None):  # pySigma keeps a broken rule, empty, with its errors
+                out.append(_unconverted(path, meta["rule_id"], meta["title"], _first_line(rule.errors[0])))
+                continue
             if isinstance(rule, SigmaCorrelationRule):
                 out.append(_correlation(rule, meta))
                 continue
@@ -164,7 +167,7 @@ class _Converter:
             except UnknownLogsource as error:
                 out.append(_unconverted(path, meta["rule_id"], meta["title"], str(error)))
                 continue
-            except (SigmaError, ValueError, NotImplementedError, TypeError) as error:
+            except Exception as error:  # noqa: BLE001 - pySigma raises many kinds; one rule never stops the run
                 out.append(_unconverted(path, meta["rule_id"], meta["title"], _first_line(error)))
                 continue
             expr = converted[0].expr if len(converted) == 1 else \
