@@ -1,7 +1,8 @@
 """The simulated office network keeps its promises: deterministic bytes, files in the exact formats of
-Zeek, the Windows DNS Server debug log and Squid, and traffic that matches the hosts' own Sysmon events
-(same times, names, addresses, ports), including a DHCP address change and a network-only scenario
-whose ground truth can be re-derived from the network logs alone.
+Zeek, the Windows DNS Server debug log and Squid (`combined` logformat, TLS-inspecting), and traffic
+that matches the hosts' own Sysmon events (same times, names, addresses, ports), including a DHCP
+address change and a network-only scenario whose ground truth can be re-derived from the network logs
+alone.
 
 Every check parses the files here with plain Python, independently of the simulator and the readers.
 """
@@ -47,8 +48,15 @@ DNS_PACKET = re.compile(
     r"UDP (?P<dir>Rcv|Snd) (?P<ip>\S+) +(?P<xid>[0-9a-f]{4}) (?P<qr>[R ]) Q "
     r"\[(?P<flags>[0-9A-F]{4}) (?P<codes>[A ][T ][D ][R ]) +(?P<rcode>[A-Z]+)\] (?P<qtype>\w+) +(?P<name>\S+)$"
 )
-SQUID = re.compile(r"^(?P<end>\d{10}\.\d{3}) +(?P<elapsed>\d+) (?P<client>\S+) (?P<code>\S+)/(?P<status>\d{3}) "
-                   r"(?P<bytes>\d+) (?P<method>\S+) (?P<url>\S+) (?P<user>\S+) (?P<hier>\S+)/(?P<server>\S+) (?P<type>\S+)$")
+#: Squid's built-in `combined` logformat: %>a %[ui %[un [%tl] "%rm %ru HTTP/%rv" %>Hs %<st "%{Referer}>h"
+#: "%{User-Agent}>h" %Ss:%Sh
+SQUID = re.compile(r'^(?P<client>\S+) - - \[(?P<time>\d\d/[A-Z][a-z]{2}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4})\] '
+                   r'"(?P<method>[A-Z]+) (?P<url>\S+) HTTP/1\.1" (?P<status>\d{3}) (?P<bytes>\d+) '
+                   r'"-" "(?P<agent>[^"]*)" (?P<code>[A-Z_]+):(?P<hier>[A-Z_]+)$')
+IMPLANT_UA = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) 3CXDesktopApp/18.11.1197 "
+              "Chrome/102.0.5005.167 Electron/19.1.9 Safari/537.36")
+ICON = re.compile(r"^https://raw\.githubusercontent\.com/IconStorages/images/main/icon(\d{1,2})\.ico$")
+TAKEDOWN = datetime(2023, 3, 29, 1, 19, tzinfo=UTC)
 
 
 # -- parsing, independent of the simulator ---------------------------------------------------------------
@@ -94,6 +102,28 @@ def read_zeek(path: Path) -> tuple[list[str], list[dict[str, str]]]:
 
 def utc_of_zeek(ts: str) -> datetime:
     return datetime.fromtimestamp(int(ts.split(".")[0]), UTC) + timedelta(microseconds=int(ts.split(".")[1]))
+
+
+def read_squid(path: Path) -> list[dict[str, Any]]:
+    """Lines of a Squid `combined` access.log, with their UTC time (`%tl` is local time with its offset) and
+    the host the request names (`host:port` for CONNECT, the URL's host otherwise)."""
+    lines = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        m = SQUID.match(line)
+        assert m, f"{path}:{number}: {line!r}"
+        stamp = datetime.strptime(m["time"], "%d/%b/%Y:%H:%M:%S %z")
+        assert stamp.utcoffset() == stamp.astimezone(PARIS).utcoffset(), f"{path}:{number}: not Paris time"
+        host = m["url"].rsplit(":", 1)[0] if m["method"] == "CONNECT" else m["url"].split("/")[2]
+        lines.append({**m.groupdict(), "line": number, "utc": stamp.astimezone(UTC), "host": host})
+    return lines
+
+
+def spliced(name: str) -> bool:
+    """Names the office proxy tunnels without decrypting (the ground truth's `ssl_bump.spliced`)."""
+    return any(name == d or name.endswith("." + d) for d in SPLICED)
+
+
+SPLICED = ("microsoft.com", "office365.com", "live.com", "sfx.ms", "update.googleapis.com", "cabinet-dupont.my3cx.fr")
 
 
 def decode_wire(name: str) -> str:
@@ -277,17 +307,62 @@ def test_zeek_rows_are_linked(office) -> None:
 
 
 def test_squid_access_log_format(office) -> None:
-    folder, _ = office
-    lines = (folder / "evidence" / "network" / "proxy" / "access.log").read_text(encoding="utf-8").splitlines()
+    """Spliced HTTPS is one tunnel line; bumped HTTPS is a CONNECT answered by Squid, then the requests
+    inside it with their full URL, from the same client to the same host."""
+    folder, truth = office
+    assert truth["network"]["proxy"]["logformat"] == "combined"
+    assert tuple(truth["network"]["proxy"]["ssl_bump"]["spliced"]) == SPLICED
+    lines = read_squid(folder / "evidence" / "network" / "proxy" / "access.log")
     assert lines
-    ends = []
-    for line in lines:
-        m = SQUID.match(line)
-        assert m, line
-        assert (m["code"], m["status"], m["method"], m["hier"]) == ("TCP_TUNNEL", "200", "CONNECT", "HIER_DIRECT")
-        assert m["url"].endswith(":443") and IPV4.match(m["server"]) and IPV4.match(m["client"])
-        ends.append(float(m["end"]))
-    assert ends == sorted(ends), "Squid logs a tunnel when it closes: lines are in end-time order"
+    open_bumps: set[tuple[str, str]] = set()
+    for m in lines:
+        assert IPV4.match(m["client"])
+        if m["method"] == "CONNECT":
+            assert m["url"].endswith(":443") and m["status"] == "200"
+            if spliced(m["host"]):
+                assert (m["code"], m["hier"]) == ("TCP_TUNNEL", "HIER_DIRECT")
+            else:
+                assert (m["code"], m["hier"], m["bytes"]) == ("NONE_NONE", "HIER_NONE", "0")
+                open_bumps.add((m["client"], m["host"]))
+        else:
+            assert m["method"] in ("GET", "POST") and m["url"].startswith("https://")
+            assert (m["code"], m["hier"]) == ("TCP_MISS", "HIER_DIRECT") and not spliced(m["host"])
+            assert (m["client"], m["host"]) in open_bumps, f"request without its bumped CONNECT: line {m['line']}"
+    stamps = [m["utc"] for m in lines]
+    assert stamps == sorted(stamps), "Squid logs a transaction when it ends: lines are in end-time order"
+    assert {m["code"] for m in lines} == {"TCP_TUNNEL", "NONE_NONE", "TCP_MISS"}
+    text = (folder / "evidence" / "network" / "proxy" / "access.log").read_text(encoding="utf-8")
+    assert "__tutma" not in text, "no standard Squid logformat logs request cookies"
+
+
+def test_proxy_shows_the_implant_requests(office) -> None:
+    """Through the TLS-inspecting proxy, wks-08's implant is seen fetching the IconStorages icons and
+    POSTing to its C2, with its 3CXDesktopApp/18.11.1197 user agent; nothing else carries that agent or
+    path, and browsers send their own agents (GitHub included)."""
+    folder, truth = office
+    hosts = _hosts(truth)
+    lines = read_squid(folder / "evidence" / "network" / "proxy" / "access.log")
+    wks08 = {a["ip"] for a in hosts["wks-08"]["network"]["addresses"]}
+    implant = [m for m in lines if m["agent"] == IMPLANT_UA]
+    assert implant and {m["client"] for m in implant} == wks08
+    assert {m["host"] for m in implant} <= C2_DOMAINS | {"raw.githubusercontent.com"}
+    icons = [m for m in lines if "IconStorages" in m["url"]]
+    assert icons and all(m["agent"] == IMPLANT_UA and m["method"] == "GET" for m in icons)
+    for m in icons:
+        number = int(ICON.match(m["url"])[1])
+        assert number in (1, 2), m["url"]  # the icons that decode to wks-08's msstorageazure / officestoragebox
+        assert m["status"] == ("200" if m["utc"] < TAKEDOWN else "404"), m["line"]
+    first_icon = min(m["utc"] for m in icons)
+    assert first_icon >= _iso(hosts["wks-08"]["first_c2"]) >= _iso(hosts["wks-08"]["network"]["first_c2"])
+    beacons = [m for m in implant if m["method"] == "POST"]
+    assert beacons and {m["host"] for m in beacons} == {"msstorageazure.com", "officestoragebox.com"}
+    assert all(m["url"] == f"https://{m['host']}/" for m in beacons)
+    others = [m for m in lines if m["agent"] != IMPLANT_UA]
+    assert not any(m["host"] in C2_DOMAINS for m in others)
+    browsed = [m for m in others if m["method"] == "GET"]
+    assert browsed and all(m["agent"].startswith("Mozilla/5.0 (Windows NT 10.0; Win64; x64)") and
+                           "3CXDesktopApp" not in m["agent"] for m in browsed)
+    assert any(m["host"] == "raw.githubusercontent.com" for m in browsed), "the innocent side of the GitHub trap"
 
 
 def test_dns_server_log_is_in_paris_time(office) -> None:
@@ -361,21 +436,31 @@ def test_proxy_hosts(office) -> None:
             assert dests in (set(), {(proxy, port)}), h["host"]
         else:
             assert (proxy, port) not in dests, h["host"]
-    lines = [SQUID.match(line) for line in
-             (folder / "evidence" / "network" / "proxy" / "access.log").read_text(encoding="utf-8").splitlines()]
+    lines = read_squid(folder / "evidence" / "network" / "proxy" / "access.log")
     clients = {a["ip"] for h in truth["hosts"] if h["host"] in users for a in h["network"]["addresses"]}
     assert lines and {m["client"] for m in lines} <= clients
-    c2 = [m for m in lines if m["url"].rsplit(":", 1)[0] in C2_DOMAINS]
-    assert c2 and all(m["server"] in C2_IPS for m in c2)
-    # each tunnel is a conn.log connection to the proxy that started `elapsed` ms before the line's time
-    starts = {(r["id.orig_h"], int(r["ts"].replace(".", "")) // 1000) for r in _zeek(folder, "conn")
-              if r["id.resp_h"] == proxy and r["id.resp_p"] == port}
-    assert len(starts) == len(lines)
-    for m in lines:
-        start_ms = int(m["end"].replace(".", "")) - int(m["elapsed"])
-        assert any((m["client"], start_ms + d) in starts for d in (-1, 0, 1)), m.string
-    sni = {r["server_name"] for r in _zeek(folder, "ssl") if r["id.resp_h"] == proxy}
-    assert {m["url"].rsplit(":", 1)[0] for m in c2} <= sni
+    c2 = [m for m in lines if m["host"] in C2_DOMAINS]
+    assert c2 and all(m["method"] == "POST" or m["code"] == "NONE_NONE" for m in c2), "C2 traffic is bumped"
+    # each CONNECT line is one conn.log connection to the proxy: a spliced tunnel is stamped with its end,
+    # a bumped CONNECT with the end of the client's TLS handshake (well within a second of the start)
+    sni = {r["uid"]: r["server_name"] for r in _zeek(folder, "ssl") if r["id.resp_h"] == proxy}
+    expected: dict[tuple[str, str, int], int] = {}
+    for r in _zeek(folder, "conn"):
+        if r["id.resp_h"] == proxy and r["id.resp_p"] == port:
+            start = utc_of_zeek(r["ts"])
+            name = sni[r["uid"]]
+            ends = [start + timedelta(seconds=float(r["duration"]))] if spliced(name) else \
+                [start, start + timedelta(milliseconds=100)]
+            for second in {int(t.timestamp()) for t in ends}:
+                key = (r["id.orig_h"], name, second)
+                expected[key] = expected.get(key, 0) + 1
+    connects = [m for m in lines if m["method"] == "CONNECT"]
+    assert len(connects) == len(sni)
+    for m in connects:
+        key = (m["client"], m["host"], int(m["utc"].timestamp()))
+        assert expected.get(key), m["line"]
+        expected[key] -= 1
+    assert {m["host"] for m in c2} <= set(sni.values())
 
 
 def test_address_change_in_dhcp_and_sysmon(office) -> None:
@@ -438,11 +523,17 @@ def test_network_only_truth_from_the_network_logs(netonly) -> None:
     for r in _zeek(folder, "ssl"):
         if r["server_name"] in C2_DOMAINS:
             saw(r["id.orig_h"], utc_of_zeek(r["ts"]))
-    for line in (folder / "evidence" / "network" / "proxy" / "access.log").read_text(encoding="utf-8").splitlines():
-        m = SQUID.match(line)
-        if m["url"].rsplit(":", 1)[0] in C2_DOMAINS:
-            end = datetime.fromtimestamp(float(m["end"]), UTC)
-            saw(m["client"], end - timedelta(milliseconds=int(m["elapsed"])))
+    # the proxy decrypts the implant's requests (its agent names it, also on the GitHub dead drop): each is
+    # dated by its connection to the proxy, in conn.log, which started at most a second before the line
+    sni = {r["uid"]: r["server_name"] for r in _zeek(folder, "ssl")}
+    to_proxy = [(r["id.orig_h"], sni[r["uid"]], utc_of_zeek(r["ts"])) for r in _zeek(folder, "conn")
+                if r["uid"] in sni and r["id.resp_p"] == "3128"]
+    for m in read_squid(folder / "evidence" / "network" / "proxy" / "access.log"):
+        if m["host"] in C2_DOMAINS or m["agent"] == IMPLANT_UA:
+            starts = [t for ip, name, t in to_proxy if (ip, name) == (m["client"], m["host"])
+                      and m["utc"] - timedelta(seconds=5) < t < m["utc"] + timedelta(seconds=1)]
+            assert starts, m["line"]
+            saw(m["client"], max(starts))
     assert {n for n, h in hosts.items() if h["verdict"] == "c2-contact"} == set(seen)
     for name, first in seen.items():
         assert hosts[name]["first_c2"] == first.strftime("%Y-%m-%dT%H:%M:%SZ"), name

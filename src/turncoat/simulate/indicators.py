@@ -60,6 +60,16 @@ GITHUB_RAW = "raw.githubusercontent.com"
 GITHUB_RAW_IPS = ("185.199.108.133", "185.199.109.133", "185.199.110.133", "185.199.111.133")
 #: The IconStorages repository was removed at about this time; later fetches get nothing to decode.
 GITHUB_TAKEDOWN = datetime(2023, 3, 29, 1, 19, tzinfo=UTC)
+#: The dead-drop icons the implant GETs (facts §3 and §4.1 step 6: `.../main/icon%d.ico`).
+ICON_PATH = "/IconStorages/images/main/icon{}.ico"
+
+#: User agent the Windows implant passes to WinHTTP (facts §3: Huntress YARA `$header`; community RE):
+#: the genuine app's, of build 18.11.1197.
+IMPLANT_USER_AGENT = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+                      "3CXDesktopApp/18.11.1197 Chrome/102.0.5005.167 Electron/19.1.9 Safari/537.36")
+#: Path of the beacon POST. Stand-in: the facts say only that the implant POSTs a machine identifier to
+#: the C2 URL decoded from the icon (Elastic), not what path that URL has.
+BEACON_PATH = "/"
 
 #: C2 domains (facts §3, the 21 core domains) with the resolutions one community source published.
 C2_RESOLUTIONS: dict[str, str] = {
@@ -71,6 +81,18 @@ C2_RESOLUTIONS: dict[str, str] = {
     "officestoragebox.com": "162.213.255.23",
     "pbxcloudeservices.com": "91.235.116.231",
     "visualstudiofactory.com": "162.213.255.24",
+}
+
+#: Which icons decode to which of those domains (facts §3, from Volexity github_summary.csv).
+C2_ICONS: dict[str, tuple[int, ...]] = {
+    "msstorageazure.com": (1,),
+    "officestoragebox.com": (2,),
+    "visualstudiofactory.com": (3,),
+    "msstorageboxes.com": (5,),
+    "pbxcloudeservices.com": (9,),
+    "akamaitechcloudservices.com": (10, 11),
+    "azureonlinestorage.com": (12,),
+    "glcloudservice.com": (14,),
 }
 
 #: Every attack address, so benign stand-in addresses can avoid them.

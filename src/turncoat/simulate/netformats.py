@@ -4,7 +4,11 @@ Each source writes its own format as the real product does, because the readers 
 exactly that: Zeek 6 TSV logs (conn, dns, ssl, dhcp) with their `#` header and `#close` footer; the
 domain controller's Windows DNS Server debug log, in the server's local time with US-locale dates,
 the `(3)www(6)google(3)com(0)` name encoding and its forwarding to public resolvers on a cache miss;
-and Squid's native access.log, one line per CONNECT tunnel, written (and stamped) when it closes.
+and the access.log of a Squid 5 that inspects TLS (SSL bump), in Squid's built-in `combined` logformat
+(local time, referer and user agent): a bumped connection is its CONNECT, logged once the client's TLS
+is terminated, then one line per request inside it with the full `https://` URL; a spliced one (the
+domains of `network.PROXY_SPLICED`) is one CONNECT tunnel line, written (and stamped) when it closes.
+No standard Squid format logs request cookies, so the implant's `__tutma` cookie is not in the log.
 """
 
 from __future__ import annotations
@@ -20,7 +24,17 @@ from zoneinfo import ZoneInfo
 
 from .actors import DNS_SUFFIX
 from .clock import UTC, Span
-from .network import DC_IP, DNS_DIR, FORWARDERS, PROXY_DIR, TIME_ZONE, ZEEK_DIR, micros
+from .network import (
+    DC_IP,
+    DNS_DIR,
+    FORWARDERS,
+    PROXY_DIR,
+    PROXY_IP,
+    TIME_ZONE,
+    ZEEK_DIR,
+    micros,
+    proxy_bumps,
+)
 
 #: Zeek 6 default fields and types of the logs written here.
 CONN_FIELDS = (
@@ -85,6 +99,9 @@ _LOCAL_NETS = ("192.168.", "10.", "172.16.")
 _DNS_HIT_RTT = (0.0002, 0.0012)
 _DNS_MISS_RTT = (0.012, 0.065)
 _CNAME_TTL = 3600
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+#: The bumped CONNECT is logged once the client's TLS handshake with the proxy is done.
+_BUMP_HANDSHAKE_US = 25_000
 
 
 def _local(ip: str | None) -> bool:
@@ -182,25 +199,49 @@ class _DnsServerLog:
         self._f.close()
 
 
+def clf_time(us: int, zone: ZoneInfo) -> str:
+    """`27/Mar/2023:10:00:00 +0200`: Squid's `%tl` (local time, whole seconds, English month), in `zone`."""
+    t = datetime.fromtimestamp(us // 1_000_000, UTC).astimezone(zone)
+    return f"{t.day:02d}/{_MONTHS[t.month - 1]}/{t.year}:{t:%H:%M:%S %z}"
+
+
 class _SquidLog:
-    """Squid's native access.log: a tunnel is logged, stamped with its end, once it has closed."""
+    """Squid's access.log in the `combined` logformat; each line is written in the order Squid logs it
+    (when its transaction ends), so a tunnel's line comes after the requests of shorter connections."""
 
     def __init__(self, path: Path) -> None:
+        self.zone = ZoneInfo(TIME_ZONE)
         self.rows = 0
         self._pending: list[tuple[int, int, str]] = []
         self._n = 0
         self._f: TextIO = path.open("w", encoding="utf-8", newline="\n")
 
-    def tunnel(self, start_us: int, duration_us: int, client: str, domain: str, port: int, server: str,
-               sent: int) -> None:
-        end_ms = (start_us + duration_us) // 1000
-        line = (f"{end_ms // 1000}.{end_ms % 1000:03d} {duration_us // 1000:>6} {client} TCP_TUNNEL/200 {sent} "
-                f"CONNECT {domain}:{port} - HIER_DIRECT/{server} -")
-        heapq.heappush(self._pending, (end_ms, self._n, line))
+    def tunnel(self, start_us: int, duration_us: int, client: str, domain: str, port: int, sent: int,
+               agent: str | None) -> None:
+        """A spliced connection: one CONNECT line, stamped with the tunnel's end, with the bytes relayed."""
+        self._log(start_us + duration_us, client, "CONNECT", f"{domain}:{port}", 200, sent, agent,
+                  "TCP_TUNNEL:HIER_DIRECT")
+
+    def bump(self, start_us: int, handshake_us: int, client: str, domain: str, port: int, agent: str | None,
+             requests: list[list[Any]]) -> None:
+        """A bumped connection: its CONNECT (answered by Squid itself: no bytes, no peer yet), then each
+        request the client sent inside it, with the full URL, stamped when its answer ended."""
+        self._log(handshake_us + _BUMP_HANDSHAKE_US, client, "CONNECT", f"{domain}:{port}", 200, 0, agent,
+                  "NONE_NONE:HIER_NONE")
+        suffix = "" if port == 443 else f":{port}"
+        for done_us, method, path, status, sent in requests:
+            self._log(start_us + done_us, client, method, f"https://{domain}{suffix}{path}", status, sent, agent,
+                      "TCP_MISS:HIER_DIRECT")
+
+    def _log(self, end_us: int, client: str, method: str, url: str, status: int, sent: int, agent: str | None,
+             codes: str) -> None:
+        line = (f'{client} - - [{clf_time(end_us, self.zone)}] "{method} {url} HTTP/1.1" {status} {sent} '
+                f'"-" "{agent or "-"}" {codes}')
+        heapq.heappush(self._pending, (end_us // 1000, self._n, line))
         self._n += 1
 
     def until(self, us: int) -> None:
-        """Write every tunnel that had closed by `us`."""
+        """Write every line whose transaction had ended by `us`."""
         while self._pending and self._pending[0][0] * 1000 <= us:
             self._f.write(heapq.heappop(self._pending)[2] + "\n")
             self.rows += 1
@@ -272,16 +313,21 @@ def _dns(us: int, f: list[Any], conn: _ZeekLog, dns: _ZeekLog, server: _DnsServe
     server.line(us + rtt_us, packet, "Snd", client, xid, True, name)
 
 
-def _tls_fingerprints(name: str) -> list[str]:
-    """SHA-256 fingerprints of a site's certificate chain (leaf, intermediate): stand-ins, stable per name."""
+def _tls_fingerprints(name: str, bump: bool = False) -> list[str]:
+    """SHA-256 fingerprints of a site's certificate chain (leaf, intermediate): stand-ins, stable per name.
+    Through a bumping proxy the client gets the proxy's forged leaf, signed by the office's own CA."""
+    if bump:
+        return [hashlib.sha256(f"proxy-leaf:{name}".encode()).hexdigest(),
+                hashlib.sha256(f"proxy-ca:{PROXY_IP}".encode()).hexdigest()]
     return [hashlib.sha256(f"{part}:{name}".encode()).hexdigest() for part in ("leaf", "intermediate")]
 
 
 def _tcp(us: int, f: list[Any], conn: _ZeekLog, ssl: _ZeekLog, squid: _SquidLog, rng: random.Random) -> None:
-    client, port, server, server_port, name, upstream, tls, duration_us, orig, resp, uid, resumed = f
+    client, port, server, server_port, name, upstream, tls, duration_us, orig, resp, uid, resumed, agent, requests = f
     proxied = upstream is not None
+    bump = proxied and proxy_bumps(name)
     if proxied:  # the CONNECT request and its "200 Connection established" ride in the same connection
-        orig += 60 + len(name)
+        orig += 60 + len(name) + (14 + len(agent) if agent else 0)
         resp += 39
     orig_pkts, resp_pkts = 4 + orig // 1200, 3 + resp // 1400
     conn.row(_time(us), uid, client, port, server, server_port, "tcp", "http,ssl" if proxied else "ssl",
@@ -294,9 +340,11 @@ def _tcp(us: int, f: list[Any], conn: _ZeekLog, ssl: _ZeekLog, squid: _SquidLog,
     else:  # TLS 1.2: the certificate chain is in clear
         ssl.row(_time(hello), uid, client, port, server, server_port, "TLSv12",
                 "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384", "secp384r1", name, False, None, None, True,
-                "CsxknGIFif", _tls_fingerprints(name), None, True)
-    if proxied:
-        squid.tunnel(us, duration_us, client, name, 443, upstream, resp)
+                "CsxknGIFif", _tls_fingerprints(name, bump), None, True)
+    if bump:
+        squid.bump(us, hello, client, name, 443, agent, requests)
+    elif proxied:
+        squid.tunnel(us, duration_us, client, name, 443, resp, agent)
 
 
 def _dhcp(us: int, f: list[Any], conn: _ZeekLog, dhcp: _ZeekLog) -> None:

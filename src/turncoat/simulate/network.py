@@ -10,8 +10,10 @@ makes attribution of network evidence to hosts a question of time.
 
 The office: workstations get DHCP leases from DC01, which is also their DNS server (forwarding to
 public resolvers); some go to the web through a Squid proxy (PAC file: the client resolves the name,
-then sends CONNECT to the proxy); a Zeek sensor mirrors the workstations' switch ports, so it sees
-every packet to or from a workstation, and nothing the servers exchange with the internet.
+then sends CONNECT to the proxy), which inspects TLS (SSL bump) for all but a few services, so its log
+names each request inside a connection, with the client's user agent; a Zeek sensor mirrors the
+workstations' switch ports, so it sees every packet to or from a workstation, and nothing the servers
+exchange with the internet.
 
 Records are spooled per day (one host in memory at a time, as for the endpoint logs) and turned
 into log files in time order by `netformats.py`.
@@ -30,7 +32,7 @@ from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
-from . import indicators
+from . import catalog, indicators
 from .actors import DNS_SUFFIX
 from .clock import UTC, DayKind, Span, day_kind, floor_second, iso_s, local
 from .scenarios import VERDICTS, HostSpec
@@ -41,6 +43,10 @@ PROXY_NAME = "proxy"
 PROXY_IP = "192.168.10.8"
 PROXY_PORT = 3128
 FORWARDERS = ("9.9.9.9", "149.112.112.112")
+#: Domains the proxy splices (tunnels without decrypting), matched as Squid's `.domain` ACLs match: Microsoft's
+#: services and Google's updater, which their vendors ask to exempt from TLS inspection, and the office's 3CX
+#: PBX, whose phone traffic breaks under it. Every other HTTPS site is bumped (decrypted and logged per request).
+PROXY_SPLICED = ("microsoft.com", "office365.com", "live.com", "sfx.ms", "update.googleapis.com", catalog.PBX_TENANT)
 #: The DC's DNS debug log is written in the server's wall-clock time.
 TIME_ZONE = "Europe/Paris"
 #: Windows DHCP Server's default lease; clients renew at half of it (T1).
@@ -55,11 +61,22 @@ _WORKSTATION_OUI = "98:90:96"  # Dell
 _USB_NIC_OUI = "00:e0:4c"  # Realtek (USB-C docks)
 _FRESH_FIRST, _FRESH_COUNT = 220, 35  # fresh addresses: .220-.254 of each /24 (hosts start at .20)
 _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+#: What a browser asks of a site it is sent to (benign stand-ins; "/" for any other site). GitHub's raw host
+#: is there so the proxy log shows the innocent side of the dead-drop trap too.
+_BROWSER_PATHS: dict[str, tuple[str, ...]] = {
+    indicators.GITHUB_RAW: ("/github/gitignore/main/VisualStudio.gitignore", "/PowerShell/PowerShell/master/README.md"),
+    "fonts.gstatic.com": ("/s/roboto/v30/KFOmCnqEu92Fr1Mu4mxK.woff2",),
+}
 
 
 def office_ip(index: int) -> str:
     """The first address of the office's n-th host (200 hosts per /24, from .20)."""
     return f"192.168.{10 + index // 200}.{20 + index % 200}"
+
+
+def proxy_bumps(name: str) -> bool:
+    """Whether the proxy decrypts a connection to `name` (every name but the spliced domains)."""
+    return not any(name == d or name.endswith("." + d) for d in PROXY_SPLICED)
 
 
 def micros(ts: datetime) -> int:
@@ -69,6 +86,19 @@ def micros(ts: datetime) -> int:
 
 def host_off(spec: HostSpec, day: date) -> bool:
     return spec.is_off(day) or day_kind(day) is DayKind.OFF
+
+
+def browser_agent(image: str) -> str | None:
+    """The user agent of a catalog browser, from the version Sysmon reports for it (Chromium's reduced
+    form: major version only; Edge appends its full version); None for any other program."""
+    name = image.lower().rsplit("\\", 1)[-1]
+    chromium = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+                "Chrome/{}.0.0.0 Safari/537.36")
+    if name == "chrome.exe":
+        return chromium.format(catalog.CHROME.version.split(".")[0])
+    if name == "msedge.exe":
+        return chromium.format(catalog.EDGE.version.split(".")[0]) + f" Edg/{catalog.EDGE.version}"
+    return None
 
 
 def _mac(oui: str, name: str, salt: int) -> str:
@@ -166,6 +196,7 @@ class HostNet:
         self.first_c2: datetime | None = None
         self.records: list[list[Any]] = []
         self._rng = random.Random(f"{seed_key}:network")
+        self._http_rng = random.Random(f"{seed_key}:http")  # its own stream: the other draws do not move
         self._seed_key = seed_key
         self._starts = [lease.start for lease in leases[1:]]
         self._seq = 0
@@ -197,6 +228,8 @@ class HostNet:
         r = self._rng
         implant = image.lower().endswith("\\3cxdesktopapp.exe") and (
             hostname in indicators.C2_RESOLUTIONS or hostname == indicators.GITHUB_RAW)
+        if implant and proxied and proxy_bumps(hostname):  # the proxy logs the dead-drop URL and implant agent
+            self._c2(ts)
         if implant:  # the shellcode's WinHTTP: TLS 1.2, a small request, a small answer (or an icon)
             tls = "12"
             orig = r.randrange(700, 2500)
@@ -209,10 +242,35 @@ class HostNet:
         room = (self.span.end - ts).total_seconds() - 2
         duration_us = int(min(seconds, room) * 1_000_000)
         resumed = tls == "13" and r.random() < 0.3
+        if implant and hostname == indicators.GITHUB_RAW and ts >= indicators.GITHUB_TAKEDOWN:
+            resp = self._http_rng.randrange(500, 900)  # the repository is gone: a short 404 page
+        agent, requests = self._http(ts, image, hostname, implant, duration_us, resp) if proxied else (None, None)
         target = (PROXY_IP, PROXY_PORT, f"{PROXY_NAME}.{DNS_SUFFIX}") if proxied else (ip, port, hostname)
         self._add(ts, "tcp", self.ip_at(ts), src_port, target[0], target[1], hostname,
-                  ip if proxied else None, tls, duration_us, orig, resp, self._uid(), resumed)
+                  ip if proxied else None, tls, duration_us, orig, resp, self._uid(), resumed, agent, requests)
         return target
+
+    def _http(self, ts: datetime, image: str, hostname: str, implant: bool, duration_us: int,
+              resp: int) -> tuple[str | None, list[list[Any]]]:
+        """What the client sent inside its TLS connection: its user agent (also in its CONNECT) and its
+        requests as [microseconds from the connection's start to the answer's end, method, path, status,
+        bytes answered]. Only a proxy that inspects TLS can log the requests; they are recorded for proxied
+        connections only. The implant fetches an icon that decodes to one of its host's C2 domains, or
+        POSTs its beacon; a browser GETs a page; a program whose HTTP is not modelled GETs "/"."""
+        r = self._http_rng
+        done = max(1, min(duration_us, int(r.uniform(0.15, 2.5) * 1_000_000)))
+        sent = max(0, resp - r.randrange(80, 400))  # the answer without the TLS records' overhead
+        if implant and hostname == indicators.GITHUB_RAW:
+            domains = self.spec.compromise.c2_domains if self.spec.compromise else ()
+            icons = [n for d in domains for n in indicators.C2_ICONS.get(d, ())]
+            icon = r.choice(icons or [n for ns in indicators.C2_ICONS.values() for n in ns])
+            status = 404 if ts >= indicators.GITHUB_TAKEDOWN else 200
+            return indicators.IMPLANT_USER_AGENT, [[done, "GET", indicators.ICON_PATH.format(icon), status, sent]]
+        if implant:
+            return indicators.IMPLANT_USER_AGENT, [[done, "POST", indicators.BEACON_PATH, 200, sent]]
+        agent = browser_agent(image)
+        path = r.choice(_BROWSER_PATHS.get(hostname, ("/",))) if agent else "/"
+        return agent, [[done, "GET", path, 200, sent]]
 
     # -- DHCP --------------------------------------------------------------------------------------------
 
@@ -293,7 +351,8 @@ class HostNet:
 
     def truth(self) -> dict[str, Any]:
         """What the network shows of this host: its verdict from network evidence alone, its first C2
-        contact (first query for a C2 domain or connection to a C2 address or domain), its addresses."""
+        contact (first query for a C2 domain, connection to a C2 address or domain, or implant request the
+        TLS-inspecting proxy decrypted, such as the GitHub dead-drop fetch), its addresses."""
         return {
             "verdict": "c2-contact" if self.first_c2 is not None else "no-evidence",
             "first_c2": None if self.first_c2 is None else iso_s(self.first_c2),
@@ -347,7 +406,8 @@ class Office:
             "dns_server": {"host": DC_NAME.lower(), "ip": DC_IP, "log": f"network/{DNS_DIR}/dns.log",
                            "local_time": True, "forwarders": list(FORWARDERS)},
             "dhcp_server": {"host": DC_NAME.lower(), "ip": DC_IP, "lease_seconds": int(LEASE.total_seconds())},
-            "proxy": {"ip": PROXY_IP, "port": PROXY_PORT, "log": f"network/{PROXY_DIR}/access.log"},
+            "proxy": {"ip": PROXY_IP, "port": PROXY_PORT, "log": f"network/{PROXY_DIR}/access.log",
+                      "logformat": "combined", "ssl_bump": {"spliced": list(PROXY_SPLICED), "bumped": "all others"}},
         }
 
 

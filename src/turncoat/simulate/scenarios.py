@@ -237,7 +237,8 @@ _NETONLY: tuple[HostSpec, ...] = (
              proxy=True,
              compromise=Compromise(installed=date(2023, 3, 9), via="update",
                                    c2_domains=("msstorageazure.com", "officestoragebox.com")),
-             story="auto-updated to 18.12.416 on 2023-03-09; C2 from 2023-03-16 through the proxy (CONNECT)"),
+             story="auto-updated to 18.12.416 on 2023-03-09; C2 from 2023-03-16 through the TLS-inspecting proxy "
+                   "(icon URL and beacons in its log)"),
     HostSpec("wks-09", "e.lambert", "c2-contact", telemetry=NO_LOGS,
              compromise=Compromise(installed=date(2023, 3, 20), c2_domains=("pbxcloudeservices.com",)),
              story="18.12.416 by MSI on 2023-03-20; C2 direct from 2023-03-27"),
