@@ -73,6 +73,40 @@ def sql_str(text: str) -> str:
 _LIKE_ESCAPE = str.maketrans({"\\": "\\\\", "%": "\\%", "_": "\\_"})
 
 
+class Leaf(str):
+    """A single-column string test, kept as SQL text plus what it tests, so that an OR of many
+    tests of one column (SigmaHQ's driver and hash lists hold thousands) can be merged into one
+    IN list or one RE2 alternation: thousands of separate calls cost more to parse and plan than
+    to run."""
+
+    kind: str     # "eq", "contains", "prefix", "suffix"
+    column: str
+    literal: str
+
+    @classmethod
+    def make(cls, sql: str, kind: str, column: str, literal: str) -> Leaf:
+        leaf = cls(sql)
+        leaf.kind, leaf.column, leaf.literal = kind, column, literal
+        return leaf
+
+
+#: An OR of at least this many tests of one column becomes one IN list or one regular expression.
+MERGE_AT = 6
+_RE2_SPECIAL = set("\\.+*?()|[]{}^$-#&~")
+
+
+def _re2_literal(text: str) -> str:
+    return "".join("\\" + c if c in _RE2_SPECIAL else c for c in text)
+
+
+def _merged(kind: str, column: str, literals: list[str]) -> str:
+    if kind == "eq":
+        return f"{column} IN ({', '.join(sql_str(v) for v in sorted(set(literals)))})"
+    body = "|".join(_re2_literal(v) for v in sorted(set(literals)))
+    pattern = {"contains": f"(?:{body})", "prefix": f"^(?:{body})", "suffix": f"(?:{body})$"}[kind]
+    return f"regexp_matches({column}, {sql_str('(?s)' + pattern)})"
+
+
 @dataclass
 class Converted:
     """One converted detection condition: a boolean SQL expression and the fields it reads."""
@@ -139,6 +173,17 @@ class DuckDBBackend(Backend):
 
     def convert_condition_or(self, cond: ConditionOR, state: ConversionState) -> str:
         parts = [self.convert_condition(arg, state) for arg in cond.args]
+        groups: dict[tuple[str, str], list[Leaf]] = {}
+        for part in parts:
+            if isinstance(part, Leaf):
+                groups.setdefault((part.kind, part.column), []).append(part)
+        merged: list[str] = []
+        done: set[int] = set()
+        for (kind, column), leaves in groups.items():
+            if len(leaves) >= MERGE_AT:
+                merged.append(_merged(kind, column, [leaf.literal for leaf in leaves]))
+                done.update(id(leaf) for leaf in leaves)
+        parts = merged + [p for p in parts if id(p) not in done]
         return "(" + " OR ".join(parts) + ")" if len(parts) > 1 else parts[0]
 
     def convert_condition_and(self, cond: ConditionAND, state: ConversionState) -> str:
@@ -171,14 +216,15 @@ class DuckDBBackend(Backend):
         core = parts[int(lead): len(parts) - int(trail)]
         text = self._plain(core)
         if text is not None:
-            lit = sql_str(fold(text))
+            value = fold(text)
+            lit = sql_str(value)
             if lead and trail:
-                return f"contains({column}, {lit})"
+                return Leaf.make(f"contains({column}, {lit})", "contains", column, value)
             if lead:
-                return f"suffix({column}, {lit})"
+                return Leaf.make(f"suffix({column}, {lit})", "suffix", column, value)
             if trail:
-                return f"starts_with({column}, {lit})"
-            return f"{column} = {lit}"
+                return Leaf.make(f"starts_with({column}, {lit})", "prefix", column, value)
+            return Leaf.make(f"{column} = {lit}", "eq", column, value)
         pattern = "".join(
             "%" if p == SpecialChars.WILDCARD_MULTI else "_" if p == SpecialChars.WILDCARD_SINGLE
             else fold(p).translate(_LIKE_ESCAPE) for p in parts)

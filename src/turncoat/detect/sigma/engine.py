@@ -161,16 +161,47 @@ def _filters_sql(filters: Filters, network: bool, time_column: str) -> str:
     return out
 
 
-def _slices(con: duckdb.DuckDBPyConnection, legs: list[_Leg], filters: Filters) -> list[list[str]]:
+class _Counts:
+    """Rows per evidence file of each table, by the columns targets filter on, counted once per run:
+    sizing a target's slices then reads this small table instead of scanning the events again."""
+
+    KEYS = {"win_events": ("Channel", "EventID"), "win_events_all": ("Channel", "EventID")}
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
+        self.made: set[str] = set()
+
+    def per_evidence(self, leg: _Leg, extra: str) -> list[tuple[str, int]]:
+        table = leg.table
+        keys = self.KEYS.get(table, ('"observer.type"',))
+        name = f"sigma_counts_{table}"
+        if table not in self.made:
+            group = ", ".join(keys)
+            self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT evidence_id, {group}, "
+                             f"count(*) AS n FROM {table} GROUP BY ALL")
+            self.made.add(table)
+        if not extra:
+            try:
+                return self.con.execute(
+                    f"SELECT evidence_id, sum(n) FROM {name} WHERE {leg.leg.where} GROUP BY 1").fetchall()
+            except duckdb.BinderException:
+                pass  # the leg filters on more than the counted columns: count the rows themselves
+        return self.con.execute(
+            f"SELECT evidence_id, count(*) FROM {table} WHERE ({leg.leg.where}){extra} GROUP BY 1").fetchall()
+
+    def drop(self) -> None:
+        for table in self.made:
+            self.con.execute(f"DROP TABLE IF EXISTS sigma_counts_{table}")
+
+
+def _slices(counter: _Counts, legs: list[_Leg], filters: Filters) -> list[list[str]]:
     """Evidence files of the target, packed into slices of at most SLICE_ROWS rows (a bigger file is
     a slice of its own)."""
     counts: dict[str, int] = defaultdict(int)
     for leg in legs:
         extra = _filters_sql(filters, leg.network, leg.target.time_column if leg.network else "ts")
-        for evidence_id, n in con.execute(
-                f"SELECT evidence_id, count(*) FROM {leg.table} WHERE ({leg.leg.where}){extra} GROUP BY 1"
-        ).fetchall():
-            counts[evidence_id] += n
+        for evidence_id, n in counter.per_evidence(leg, extra):
+            counts[evidence_id] += int(n)
     slices: list[list[str]] = []
     current: list[str] = []
     size = 0
@@ -199,6 +230,8 @@ def run_rules(con: duckdb.DuckDBPyConnection, ruleset: RuleSet, filters: Filters
     parts: list[pa.Table] = []
     values: dict[int, list[pa.Table]] = defaultdict(list)
     searched: dict[str, int] = {}
+    counter = _Counts(con)
+    con.execute("SET parquet_metadata_cache = true")  # every target reads the same Parquet parts
     done = 0
     for target_name, indexes in sorted(by_target.items()):
         target = resolve_name(target_name)
@@ -206,7 +239,7 @@ def run_rules(con: duckdb.DuckDBPyConnection, ruleset: RuleSet, filters: Filters
         rules = [ruleset.rules[i] for i in indexes]
         used = _used_columns(rules, {i: value_fields[i] for i in indexes if i in value_fields})
         searched[target_name] = 0
-        for evidence_ids in _slices(con, legs, filters):
+        for evidence_ids in _slices(counter, legs, filters):
             within = f" AND evidence_id IN ({', '.join(map(_lit, evidence_ids))})"
             selects = [leg.select(used, within + _filters_sql(
                 filters, leg.network, target.time_column if leg.network else "ts")) for leg in legs]
@@ -219,6 +252,7 @@ def run_rules(con: duckdb.DuckDBPyConnection, ruleset: RuleSet, filters: Filters
         done += len(indexes)
         if progress:
             progress(done, len(ruleset.rules))
+    counter.drop()
     hits = pa.concat_tables(parts) if parts else HIT_SCHEMA.empty_table()
     if any(h.startswith("ip:") for h in hits.column("host").to_pylist() if h) and _has_attribution(con):
         hits = _attribute(con, hits)
