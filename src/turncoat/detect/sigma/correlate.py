@@ -134,6 +134,8 @@ def evaluate(run: SigmaRun, correlations: list[CompiledCorrelation]) -> list[Cor
     refs = _references(run.rules)
     rule_col = run.hits.column("rule").to_pylist()
     ts_col = run.hits.column("ts").to_pylist()
+    eid_col = run.hits.column("evidence_id").to_pylist()
+    seq_col = run.hits.column("seq").to_pylist()
     rows_of: dict[int, list[int]] = defaultdict(list)
     for row, index in enumerate(rule_col):
         rows_of[index].append(row)
@@ -145,16 +147,19 @@ def evaluate(run: SigmaRun, correlations: list[CompiledCorrelation]) -> list[Cor
                 rule = run.rules[index]
                 rows = rows_of.get(index, [])
                 table = run.values.get(index)
-                columns = {name: table.column(name).to_pylist() for name in table.column_names} if table else {}
-                group_cols = [columns.get(_field_for(correlation, g, rule).casefold(), [None] * len(rows))
-                              for g in correlation.group_by]
-                value_col = columns.get(_field_for(correlation, correlation.value_field, rule).casefold(),
-                                        [None] * len(rows)) if correlation.value_field else [None] * len(rows)
-                for n, row in enumerate(rows):
+                by_event = {}
+                if table is not None:
+                    for item in table.to_pylist():
+                        by_event[(item["evidence_id"], item["seq"])] = item
+                group_names = [_field_for(correlation, g, rule).casefold() for g in correlation.group_by]
+                value_name = _field_for(correlation, correlation.value_field, rule).casefold() \
+                    if correlation.value_field else None
+                for row in rows:
                     if ts_col[row] is None:
                         continue
-                    key = tuple(col[n] for col in group_cols)
-                    groups[key].append((ts_col[row], row, ref, value_col[n]))
+                    item = by_event.get((eid_col[row], seq_col[row]), {})
+                    key = tuple(item.get(name) for name in group_names)
+                    groups[key].append((ts_col[row], row, ref, item.get(value_name) if value_name else None))
         for key, events in groups.items():
             events.sort(key=lambda e: (e[0], e[1]))
             seconds = [e[0].timestamp() for e in events]

@@ -2,8 +2,8 @@
 
 Rules are grouped by target (logsource). For each target the rows are read in slices of whole
 evidence files (so memory stays bounded however big the case), the fields the group's rules use are
-prepared once per slice — as text and lower-cased, in a temporary table — and then each chunk of
-rules is one query: a filter that ORs their expressions (DuckDB skips rows already matched) and one
+read once per slice into a temporary table; each distinct combination of their values is lower-cased
+and evaluated once (logs repeat themselves), and each chunk of rules is one query: a filter that ORs their expressions (DuckDB skips rows already matched) and one
 boolean column per rule. Rules are never run one scan each; fields a source lacks are NULL columns,
 never a binder error that would drop the rule's hits.
 """
@@ -62,7 +62,7 @@ class Filters:
 @dataclass
 class SigmaRun:
     """Hits of one run: `hits` rows point into `rules` by index; `values` holds, for rules that
-    correlations read, the fields they group or aggregate on (same row order as their hits)."""
+    correlations read, the fields they group or aggregate on, keyed by (evidence_id, seq)."""
 
     rules: list[CompiledRule]
     hits: pa.Table
@@ -133,21 +133,25 @@ class _Leg:
         cols = [f"evidence_id, seq, {self.column('record_id')} AS record_id, {self.column('line')} AS line",
                 f"CAST({host} AS VARCHAR) AS host",
                 f"CAST({self.column(self.target.time_column)} AS TIMESTAMPTZ) AS ts"]
-        for name, forms in sorted(used.items()):
+        for name in sorted(used):  # each field once, as read ("t|"); the batch derives the forms rules use
             expr = self.field(name)
-            if name == TIME_FIELD:
-                if "r" in forms:
-                    cols.append(f"CAST({expr} AS TIMESTAMPTZ) AS {_q('r|' + name)}")
-                if "l" in forms:
-                    cols.append(f"CAST({expr} AS VARCHAR) AS {_q('l|' + name)}")
-                continue
-            text = f"CAST({expr} AS VARCHAR)"
-            if "r" in forms:
-                cols.append(f"{text} AS {_q('r|' + name)}")
-            if "l" in forms:
-                cols.append(f"lower({text}) AS {_q('l|' + name)}")
+            typed = "TIMESTAMPTZ" if name == TIME_FIELD else "VARCHAR"
+            cols.append(f"CAST({expr} AS {typed}) AS {_q('t|' + name)}")
         where = f"({self.leg.where}){where_extra}"
         return f"SELECT {', '.join(cols)} FROM {self.table} WHERE {where}"
+
+
+def _forms(used: dict[str, set[str]]) -> str:
+    """The columns rules read, from the batch's read values: text as read, and lower-cased."""
+    cols = []
+    for name, forms in sorted(used.items()):
+        value = _q(f"t|{name}")
+        if "r" in forms:
+            cols.append(f"{value} AS {_q('r|' + name)}")
+        if "l" in forms:
+            text = f"CAST({value} AS VARCHAR)" if name == TIME_FIELD else value
+            cols.append(f"lower({text}) AS {_q('l|' + name)}")
+    return ", ".join(cols)
 
 
 def _filters_sql(filters: Filters, network: bool, time_column: str) -> str:
@@ -239,16 +243,27 @@ def run_rules(con: duckdb.DuckDBPyConnection, ruleset: RuleSet, filters: Filters
         rules = [ruleset.rules[i] for i in indexes]
         used = _used_columns(rules, {i: value_fields[i] for i in indexes if i in value_fields})
         searched[target_name] = 0
-        for evidence_ids in _slices(counter, legs, filters):
-            within = f" AND evidence_id IN ({', '.join(map(_lit, evidence_ids))})"
+        slices = _slices(counter, legs, filters)
+        for evidence_ids in slices:
+            # slices are runs of sorted evidence ids: a range, not a list of thousands of ids
+            within = "" if len(slices) == 1 else \
+                f" AND evidence_id BETWEEN {_lit(evidence_ids[0])} AND {_lit(evidence_ids[-1])}"
             selects = [leg.select(used, within + _filters_sql(
                 filters, leg.network, target.time_column if leg.network else "ts")) for leg in legs]
-            con.execute("CREATE OR REPLACE TEMP TABLE sigma_batch AS " + " UNION ALL BY NAME ".join(selects))
-            searched[target_name] += con.execute("SELECT count(*) FROM sigma_batch").fetchall()[0][0]
-            for start in range(0, len(indexes), RULES_PER_QUERY):
-                chunk = indexes[start:start + RULES_PER_QUERY]
-                _evaluate(con, ruleset, chunk, value_fields, parts, values)
+            read = [_q(f"t|{name}") for name in sorted(used)]
+            con.execute("CREATE OR REPLACE TEMP TABLE sigma_rows AS SELECT *, hash(" + ", ".join(read) +
+                        ") AS vk FROM (" + " UNION ALL BY NAME ".join(selects) + ")")
+            searched[target_name] += con.execute("SELECT count(*) FROM sigma_rows").fetchall()[0][0]
+            # Each distinct combination of the fields the rules read is evaluated once (logs repeat
+            # the same command lines, scripts and registry writes), and lower-cased once; hits are
+            # joined back to their events.
+            con.execute(f"CREATE OR REPLACE TEMP TABLE sigma_batch AS SELECT vk, {_forms(used)} "
+                        f"FROM (SELECT DISTINCT ON (vk) * FROM sigma_rows)")
+            matched = [_evaluate(con, ruleset, indexes[start:start + RULES_PER_QUERY])
+                       for start in range(0, len(indexes), RULES_PER_QUERY)]
+            _join_back(con, [m for m in matched if m.num_rows], value_fields, parts, values)
         con.execute("DROP TABLE IF EXISTS sigma_batch")
+        con.execute("DROP TABLE IF EXISTS sigma_rows")
         done += len(indexes)
         if progress:
             progress(done, len(ruleset.rules))
@@ -262,29 +277,49 @@ def run_rules(con: duckdb.DuckDBPyConnection, ruleset: RuleSet, filters: Filters
     return SigmaRun(ruleset.rules, hits, {i: pa.concat_tables(t) for i, t in values.items()}, searched)
 
 
-def _evaluate(con: duckdb.DuckDBPyConnection, ruleset: RuleSet, chunk: list[int],
-              value_fields: dict[int, list[str]], parts: list[pa.Table], values: dict[int, list[pa.Table]]) -> None:
+MATCH_SCHEMA = pa.schema([("vk", pa.uint64()), ("rule", pa.int32())])
+
+
+def _evaluate(con: duckdb.DuckDBPyConnection, ruleset: RuleSet, chunk: list[int]) -> pa.Table:
+    """(value key, rule) for every distinct field combination of the batch that a rule of `chunk` matches."""
     exprs = [ruleset.rules[i].expr for i in chunk]
-    wanted = sorted({f.casefold() for i in chunk for f in value_fields.get(i, [])})
-    extra = "".join(f", {_q('r|' + name)}" for name in wanted)
     flags = ", ".join(f"{expr} AS {_q('m' + str(n))}" for n, expr in enumerate(exprs))
     condition = " OR ".join(f"({expr})" for expr in exprs)
-    table = _arrow(con, f"SELECT evidence_id, seq, record_id, line, host, ts{extra}, {flags} "
-                        f"FROM sigma_batch WHERE {condition}")
-    if table.num_rows == 0:
-        return
-    base = table.select(["evidence_id", "seq", "record_id", "line", "host", "ts"])
+    table = _arrow(con, f"SELECT vk, {flags} FROM sigma_batch WHERE {condition}")
+    out = []
     for n, index in enumerate(chunk):
         mask = pc.fill_null(table.column(f"m{n}"), False)
+        keys = table.column("vk").filter(mask)
+        if len(keys):
+            out.append(pa.table({"vk": pc.cast(keys, pa.uint64()), "rule": pa.array([index] * len(keys), pa.int32())}))
+    return pa.concat_tables(out) if out else MATCH_SCHEMA.empty_table()
+
+
+def _join_back(con: duckdb.DuckDBPyConnection, matched: list[pa.Table], value_fields: dict[int, list[str]],
+               parts: list[pa.Table], values: dict[int, list[pa.Table]]) -> None:
+    """Events of the batch behind each matched value key, as hit rows (and correlation values)."""
+    if not matched:
+        return
+    con.register("sigma_matched", pa.concat_tables(matched))
+    try:
+        wanted = sorted({f.casefold() for i in value_fields for f in value_fields[i]})
+        present = {r[0] for r in con.execute("DESCRIBE sigma_rows").fetchall()}
+        extra = "".join(f", CAST(r.{_q('t|' + n)} AS VARCHAR) AS {_q(n)}" for n in wanted if f"t|{n}" in present)
+        table = _arrow(con, f"SELECT m.rule, r.evidence_id, r.seq, r.record_id, r.line, r.host, r.ts{extra} "
+                            f"FROM sigma_rows r JOIN sigma_matched m USING (vk)")
+    finally:
+        con.unregister("sigma_matched")
+    parts.append(table.select(HIT_SCHEMA.names).cast(HIT_SCHEMA))
+    for index, names in value_fields.items():
+        mask = pc.equal(table.column("rule"), index)
         if not pc.any(mask).as_py():
             continue
-        matched = base.filter(mask)
-        parts.append(matched.add_column(0, "rule", pa.array([index] * matched.num_rows, pa.int32())))
-        if index in value_fields:
-            names = [f.casefold() for f in value_fields[index]]
-            picked = table.filter(mask).select([f"r|{name}" for name in names])
-            values[index].append(pa.table({name: pc.cast(picked.column(f"r|{name}"), pa.string())
-                                           for name in names}))
+        rows = table.filter(mask)
+        cols = {"evidence_id": rows.column("evidence_id"), "seq": rows.column("seq")}
+        for name in names:
+            key = name.casefold()
+            cols[key] = rows.column(key) if key in rows.column_names else pa.nulls(rows.num_rows, pa.string())
+        values[index].append(pa.table(cols))
 
 
 def _arrow(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
