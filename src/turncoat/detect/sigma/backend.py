@@ -267,7 +267,9 @@ class DuckDBBackend(Backend):
 
     def convert_condition_field_eq_val_null(self, cond: ConditionFieldEqualsValueExpression,
                                             state: ConversionState) -> str:
-        return f"({self._col(cond.field, lower=False)} IS NULL)"
+        # An empty <Data/> element is null in EVTX's own JSON; some exports write it as "".
+        column = self._col(cond.field, lower=False)
+        return f"({column} IS NULL OR {column} = '')"
 
     def convert_condition_field_exists(self, cond: ConditionFieldEqualsValueExpression,
                                        state: ConversionState) -> str:

@@ -69,6 +69,7 @@ SECURITY_4688_RENAMES = {
     "processid": "{NewProcessId}",
     "parentprocessid": "{ProcessId}",
     "user": "{SubjectUserName}",
+    "logonid": "{SubjectLogonId}",
 }
 
 # category (product windows) → Sysmon event IDs (Sysmon's schema; registry_add/_delete/_rename are

@@ -22,7 +22,7 @@ import yaml
 from turncoat.detect.sigma.logsources import UnknownLogsource, resolve
 
 #: Bump when conversion output changes, so cached conversions of older engines are not reused.
-ENGINE_VERSION = "3"
+ENGINE_VERSION = "4"
 
 LEVELS: tuple[str, ...] = ("informational", "low", "medium", "high", "critical")
 STATUSES: tuple[str, ...] = ("stable", "test", "experimental", "deprecated", "unsupported")
