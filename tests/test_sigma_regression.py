@@ -71,6 +71,23 @@ def test_every_regression_case_fires_its_rule(regression: tuple) -> None:
     assert not wrong, "\n".join(wrong)
 
 
+CROSSFIRES = Path(__file__).parent / "fixtures" / "sigma" / "zircolite_regression_crossfires.csv"
+
+
+def test_rules_fire_on_other_cases_only_where_zircolite_does(regression: tuple) -> None:
+    """A rule firing on another rule's case is fine where Zircolite fires too (the events really
+    match both); anywhere else it would be a conversion bug of ours."""
+    hits, cases, ruleset = regression
+    own = {name: rule_id for rule_id, _, name, _ in cases}
+    # Zircolite ran SigmaHQ's rules/windows only: compare those rules
+    windows = {r.rule_id for r in ruleset.rules if "/rules/windows/" in Path(r.path).as_posix()}
+    lines = [line for line in CROSSFIRES.read_text(encoding="utf-8").splitlines() if line and not line.startswith("#")]
+    theirs = {tuple(line.split(",")) for line in lines[1:]}
+    ours = {(rule_id, name) for rule_id, name in hits if name in own and own[name] != rule_id and rule_id in windows}
+    assert ours, "no rule fires on another case: the comparison would be empty"
+    assert ours <= theirs, sorted(ours - theirs)
+
+
 def test_regression_rules_all_convert(regression: tuple) -> None:
     _, cases, ruleset = regression
     converted = {r.rule_id for r in ruleset.rules}
