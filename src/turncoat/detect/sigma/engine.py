@@ -25,6 +25,7 @@ from turncoat.detect.sigma.backend import ALL_FIELDS, TIME_FIELD
 from turncoat.detect.sigma.logsources import Leg, Target, resolve_name
 from turncoat.detect.sigma.rules import CompiledRule, RuleSet
 from turncoat.store.attribution import attributed_sql
+from turncoat.store.schema import UNNAMED_DATA
 
 #: Rows prepared at once per target; a slice is made of whole evidence files up to this size.
 SLICE_ROWS = 400_000
@@ -126,6 +127,11 @@ class _Leg:
         rename = self.leg.renames.get(name)
         if rename is not None:
             return re.sub(r"\{([^{}]+)\}", lambda m: self.column(m.group(1)), rename)
+        if not self.network and name == UNNAMED_DATA.casefold() and name in self.columns:
+            # unnamed <Data> items are stored as a JSON array (docs/schema.md); rules read their text
+            col = self.column(name)
+            return (f"CASE WHEN starts_with({col}, '[') AND json_valid({col}) "
+                    f"THEN array_to_string(from_json({col}, '[\"VARCHAR\"]'), ' ') ELSE {col} END")
         return self.column(name)
 
     def select(self, used: dict[str, set[str]], where_extra: str) -> str:
