@@ -56,6 +56,10 @@ EVENTS = [
        "TimeCreated": f"2023-03-22T12:00:{10 * i:02d}Z", "TargetUserName": "admin" if i < 3 else "svc",
        "IpAddress": f"192.0.2.{i}", "LogonType": "3", "Status": "0xc000006d", "FailureReason": "%%2313",
        "SubjectUserName": "-", "ProcessId": str(100 * (i + 1))} for i in range(4)],
+    # 12 — MsiInstaller: unnamed <Data> items (stored as a JSON array)
+    {"Channel": "Application", "EventID": 1040, "Hostname": "wks-04", "EventRecordID": 30,
+     "SourceName": "MsiInstaller", "TimeCreated": "2023-03-22T09:00:00Z",
+     "param1": "C:\\Users\\Public\\setup.msi", "param2": "2128"},
     # 11 — a process creation the next day (for timestamp parts and time filters)
     {"Channel": SYSMON, "EventID": 1, "Hostname": "wks-03", "EventRecordID": 20,
      "TimeCreated": "2023-03-23T03:15:00Z", "Image": "C:\\Tools\\PsExec64.exe", "OriginalFileName": "psexec.c",
@@ -207,6 +211,14 @@ def test_not_on_a_field_one_provider_lacks(case: Path, tmp_path: Path) -> None:
 def test_keywords_search_the_whole_event(case: Path, tmp_path: Path) -> None:
     text = rule("keywords:\n    - 'SamScissors'\ncondition: keywords", "product: windows\n    service: windefend")
     assert _ids(_hunt(case, tmp_path, text)[0]) == [6]
+
+
+def test_unnamed_data_reads_as_text(case: Path, tmp_path: Path) -> None:
+    app = "product: windows\n    service: application"
+    public = rule("sel:\n    Data|contains: '\\Users\\Public\\'\ncondition: sel", app)
+    unc = rule("sel:\n    Data|contains: '\\\\\\\\'\ncondition: sel", app)  # two backslashes: a UNC path
+    assert _ids(_hunt(case, tmp_path, public)[0]) == [30]
+    assert _ids(_hunt(case, tmp_path, unc)[0]) == []
 
 
 def test_defender_fields_with_spaces(case: Path, tmp_path: Path) -> None:
