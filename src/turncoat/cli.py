@@ -272,7 +272,7 @@ def sigma(
     ruleset = _load_sigma(rules, placeholders, not no_cache, min_level, status)
     if list_unconverted:
         for item in ruleset.unconverted:
-            out.print(f"{item.path}\t{item.rule_id}\t{item.reason}", markup=False, highlight=False, soft_wrap=True)
+            typer.echo(f"{item.path}\t{item.rule_id}\t{item.reason}")  # tab-separated for scripts, not rich
         err.print(f"{len(ruleset.rules) + len(ruleset.correlations)} rule(s) converted, "
                   f"{len(ruleset.unconverted)} not, from {ruleset.files} file(s)")
         return
