@@ -33,8 +33,8 @@ MAX_RULE_FILE_BYTES = 4 * 1024 * 1024  # SigmaHQ's largest rule is ~60 kB; a big
 
 
 @dataclass
-class CompiledRule:
-    """A converted detection rule: where it looks (`target`) and the expression that must hold there."""
+class RuleMeta:
+    """What every Sigma rule says about itself, and where it was read from."""
 
     rule_id: str
     title: str
@@ -42,6 +42,12 @@ class CompiledRule:
     status: str
     tags: list[str]
     path: str
+
+
+@dataclass
+class CompiledRule(RuleMeta):
+    """A converted detection rule: where it looks (`target`) and the expression that must hold there."""
+
     target: str
     expr: str
     fields: list[str]
@@ -52,15 +58,9 @@ class CompiledRule:
 
 
 @dataclass
-class CompiledCorrelation:
+class CompiledCorrelation(RuleMeta):
     """A Sigma correlation rule, kept as data: the engine evaluates it over its rules' hits."""
 
-    rule_id: str
-    title: str
-    level: str
-    status: str
-    tags: list[str]
-    path: str
     kind: str
     rules: list[str]             # ids or names of the rules it correlates
     group_by: list[str]
