@@ -21,6 +21,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,9 +50,12 @@ print(n)
 """
 
 
-def build_corpus(dest: Path, copies: int) -> int:
-    """`copies` unique copies of every readable shared EVTX file; returns the bytes written."""
-    sources = [p for p in sorted(SHARED_EVTX.rglob("*.evtx")) if "odd" not in p.parts]
+def build_corpus(dest: Path, copies: int, sources: list[Path] | None = None,
+                 name: Callable[[int, int, Path], str] = lambda copy, index, src: f"{index:04d}.evtx") -> int:
+    """`copies` unique copies of every readable shared EVTX file (or of `sources`), named by `name`
+    (copy number, file index, source); returns the bytes written."""
+    if sources is None:
+        sources = [p for p in sorted(SHARED_EVTX.rglob("*.evtx")) if "odd" not in p.parts]
     total = 0
     for copy in range(copies):
         folder = dest / f"copy{copy:03d}"
@@ -60,7 +64,7 @@ def build_corpus(dest: Path, copies: int) -> int:
             data = bytearray(src.read_bytes())
             if len(data) > PADDING_OFFSET + 4:
                 data[PADDING_OFFSET:PADDING_OFFSET + 4] = copy.to_bytes(4, "little")
-            (folder / f"{index:04d}.evtx").write_bytes(bytes(data))
+            (folder / name(copy, index, src)).write_bytes(bytes(data))
             total += len(data)
     return total
 

@@ -57,13 +57,12 @@ import orjson
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ingest_evtx import _tree_rss_kib  # noqa: E402 - the sibling benchmark's /proc sampler
+from ingest_evtx import _tree_rss_kib, build_corpus  # noqa: E402 - the sibling benchmark's helpers
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 SHARED_EVTX = SHARED / "evtx"
 SHARED_RULES = SHARED / "sigma" / "rules" / "windows"
-PADDING_OFFSET = 4000  # inside the 4096-byte file header, after the CRC-covered 120 bytes
 PIPELINES = {
     "merged": [("sysmon", ["sysmon", "windows-logsources"]), ("audit", ["windows-audit", "windows-logsources"])],
     "sysmon": [("sysmon", ["sysmon", "windows-logsources"])],
@@ -328,14 +327,8 @@ def copy_shared(source: Path, dest: Path) -> list[Path]:
 
 
 def build_big(sources: list[Path], dest: Path, copies: int) -> None:
-    for copy in range(copies):
-        folder = dest / f"copy{copy:03d}"
-        folder.mkdir(parents=True)
-        for index, src in enumerate(sources):
-            data = bytearray(src.read_bytes())
-            if len(data) > PADDING_OFFSET + 4:
-                data[PADDING_OFFSET:PADDING_OFFSET + 4] = copy.to_bytes(4, "little")
-            (folder / f"c{copy:03d}-{index:04d}-{src.name}").write_bytes(bytes(data))
+    """Zircolite reports only a file's base name: each copy's files carry the copy number."""
+    build_corpus(dest, copies, sources, lambda copy, index, src: f"c{copy:03d}-{index:04d}-{src.name}")
 
 
 # ---------------------------------------------------------------- comparing
