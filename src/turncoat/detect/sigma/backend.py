@@ -194,7 +194,7 @@ class DuckDBBackend(Backend):
         return f"(NOT coalesce({self.convert_condition(cond.args[0], state)}, false))"
 
     def convert_condition_as_in_expression(self, cond: Any, state: ConversionState) -> str:
-        raise NotImplementedError("IN expressions are never chosen: convert_or_as_in is off")
+        raise SigmaFeatureNotSupportedByBackendError("IN expressions are never chosen: convert_or_as_in is off")
 
     # --- strings -----------------------------------------------------------------------------------
 
@@ -344,7 +344,7 @@ class DuckDBBackend(Backend):
 
 
 def _correlations_are_data(self: DuckDBBackend, *args: Any, **kwargs: Any) -> Any:
-    raise NotImplementedError("correlation rules are evaluated by the engine over their rules' hits "
+    raise SigmaFeatureNotSupportedByBackendError("correlation rules are evaluated by the engine over their rules' hits "
                               "(detect/sigma/correlate.py), not converted to SQL")
 
 
