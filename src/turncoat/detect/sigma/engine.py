@@ -29,8 +29,9 @@ from turncoat.store.schema import UNNAMED_DATA
 
 #: Rows prepared at once per target; a slice is made of whole evidence files up to this size.
 SLICE_ROWS = 400_000
-#: Rules evaluated by one query; larger chunks plan slower, smaller ones scan more often.
-RULES_PER_QUERY = 64
+#: Rules evaluated by one query: an expression state per rule lives for the query, so smaller chunks
+#: keep memory down; the distinct-value batches are small, so more queries cost little.
+RULES_PER_QUERY = 16
 
 _COLUMN = re.compile(r'"([rl])\|((?:[^"]|"")*)"')
 
