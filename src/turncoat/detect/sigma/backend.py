@@ -47,13 +47,11 @@ from sigma.types import (
     TimestampPart,
 )
 
-from turncoat.detect.sigma.logsources import TIME_FIELDS
+from turncoat.detect.sigma.logsources import ALL_FIELDS, TIME_FIELD, TIME_FIELDS
 
 # The Sigma specification names `utf16le` as an alias of `wide`; pySigma 2.0 knows only `wide`.
 modifier_mapping.setdefault("utf16le", SigmaWideModifier)
 
-ALL_FIELDS = "*"  # pseudo-field: the whole event as text, for keyword searches
-TIME_FIELD = "@time"  # pseudo-field: the event's timestamp (typed), for |minute … |year
 
 
 def raw(name: str) -> str:

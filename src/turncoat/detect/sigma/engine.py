@@ -21,8 +21,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from turncoat.detect.sigma.backend import ALL_FIELDS, TIME_FIELD
-from turncoat.detect.sigma.logsources import Leg, Target, resolve_name
+from turncoat.detect.sigma.logsources import ALL_FIELDS, TIME_FIELD, Leg, Target, resolve_name
 from turncoat.detect.sigma.rules import CompiledRule, RuleSet
 from turncoat.store.attribution import attributed_sql
 from turncoat.store.schema import UNNAMED_DATA

@@ -21,6 +21,11 @@ POWERSHELL = "Microsoft-Windows-PowerShell/Operational"
 POWERSHELL_CLASSIC = "Windows PowerShell"
 DEFENDER = "Microsoft-Windows-Windows Defender/Operational"
 
+#: Pseudo-fields of converted rules: the whole event as text (keyword searches), and the event's own
+#: timestamp (|minute … |year). Here rather than in the backend, so running cached rules never
+#: imports pySigma.
+ALL_FIELDS = "*"
+TIME_FIELD = "@time"
 #: Names a rule may give the event time; all read the event's own timestamp.
 TIME_FIELDS = frozenset({"@timestamp", "timestamp", "_time", "ts", "utctime", "systemtime", "timecreated"})
 
