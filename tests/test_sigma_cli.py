@@ -33,6 +33,7 @@ def test_hunt_writes_jsonl_and_timeline(tmp_path: Path) -> None:
     for key in ("rule_id", "rule_title", "level", "host", "timestamp", "evidence_id", "evidence_path", "record_id"):
         assert all(key in h for h in hits), key
     assert all(Path(h["evidence_path"]).suffix == ".evtx" and h["record_id"] for h in hits)
+    assert all(h["channel"] == "Microsoft-Windows-Sysmon/Operational" and h["event_id"] == 11 for h in hits)
     timeline = [orjson.loads(line) for line in (tmp_path / "tl.jsonl").read_bytes().splitlines()]
     assert len(timeline) == len(hits)
     assert all(t["message"] and t["datetime"] and t["timestamp_desc"] == "Event recorded" for t in timeline)

@@ -37,6 +37,7 @@ _COLUMN = re.compile(r'"([rl])\|((?:[^"]|"")*)"')
 HIT_SCHEMA = pa.schema([
     ("rule", pa.int32()), ("evidence_id", pa.string()), ("seq", pa.int64()), ("record_id", pa.int64()),
     ("line", pa.int64()), ("host", pa.string()), ("ts", pa.timestamp("us", tz="UTC")),
+    ("channel", pa.string()), ("event_id", pa.int32()),  # of event-log rows; the sensor's log for network rows
 ])
 
 
@@ -138,7 +139,9 @@ class _Leg:
         host = "'ip:' || \"source.ip\"" if self.network else "host"
         cols = [f"evidence_id, seq, {self.column('record_id')} AS record_id, {self.column('line')} AS line",
                 f"CAST({host} AS VARCHAR) AS host",
-                f"CAST({self.column(self.target.time_column)} AS TIMESTAMPTZ) AS ts"]
+                f"CAST({self.column(self.target.time_column)} AS TIMESTAMPTZ) AS ts",
+                f"CAST({self.column('event.dataset' if self.network else 'Channel')} AS VARCHAR) AS channel",
+                f"{'CAST(NULL AS INTEGER)' if self.network else 'EventID'} AS event_id"]
         for name in sorted(used):  # each field once, as read ("t|"); the batch derives the forms rules use
             expr = self.field(name)
             typed = "TIMESTAMPTZ" if name == TIME_FIELD else "VARCHAR"
@@ -311,7 +314,7 @@ def _join_back(con: duckdb.DuckDBPyConnection, matched: list[pa.Table], value_fi
         wanted = sorted({f.casefold() for i in value_fields for f in value_fields[i]})
         present = {r[0] for r in con.execute("DESCRIBE sigma_rows").fetchall()}
         extra = "".join(f", CAST(r.{_q('t|' + n)} AS VARCHAR) AS {_q(n)}" for n in wanted if f"t|{n}" in present)
-        table = _arrow(con, f"SELECT m.rule, r.evidence_id, r.seq, r.record_id, r.line, r.host, r.ts{extra} "
+        table = _arrow(con, f"SELECT m.rule, r.evidence_id, r.seq, r.record_id, r.line, r.host, r.ts, r.channel, r.event_id{extra} "
                             f"FROM sigma_rows r JOIN sigma_matched m USING (vk)")
     finally:
         con.unregister("sigma_matched")

@@ -50,7 +50,8 @@ def records(run: SigmaRun, correlation_hits: list[CorrelationHit], paths: dict[s
             "rule_id": rule.rule_id, "rule_title": rule.title, "level": rule.level, "status": rule.status,
             "tags": rule.tags, "host": columns["host"][row], "timestamp": _iso(columns["ts"][row]),
             "evidence_id": evidence_id, "record_id": columns["record_id"][row], "line": columns["line"][row],
-            "seq": columns["seq"][row], "target": rule.target, "rule_path": rule.path,
+            "seq": columns["seq"][row], "channel": columns["channel"][row], "event_id": columns["event_id"][row],
+            "target": rule.target, "rule_path": rule.path,
         }
         for path in paths.get(evidence_id) or [None]:
             yield {**base, "evidence_path": path}
@@ -76,6 +77,13 @@ def write_jsonl(rows: list[dict[str, Any]], path: Path) -> None:
             out.write(orjson.dumps(row) + b"\n")
 
 
+def _source(row: dict[str, Any]) -> str:
+    """` (Security 4688)` or ` (zeek.dns)`: which log the hit came from, for the timeline's message."""
+    if not row.get("channel"):
+        return ""
+    return f" ({row['channel']}{'' if row.get('event_id') is None else ' ' + str(row['event_id'])})"
+
+
 def write_timeline(rows: list[dict[str, Any]], path: Path) -> None:
     """Timesketch's JSONL import: `message`, `datetime`, `timestamp_desc`, plus every field."""
     with path.open("wb") as out:
@@ -83,7 +91,7 @@ def write_timeline(rows: list[dict[str, Any]], path: Path) -> None:
             if row["timestamp"] is None:
                 continue
             event = {
-                "message": f"[{row['level']}] {row['rule_title']} on {row['host'] or 'unknown host'}",
+                "message": f"[{row['level']}] {row['rule_title']} on {row['host'] or 'unknown host'}" + _source(row),
                 "datetime": row["timestamp"],
                 "timestamp_desc": "Correlation window start" if row.get("correlation") else "Event recorded",
                 **row,
