@@ -311,8 +311,10 @@ def intel_list() -> None:
     """List the shipped campaign packs."""
     for pack in pipeline.packs(None):
         start, end = pack.summary()["exposure_window"].values()
+        sigma = pack.root / "sigma"
+        n_sigma = len(list(sigma.glob("*.yml"))) if sigma.is_dir() else 0
         out.print(f"[bold]{pack.id}[/bold]  {pack.name}  (window {start} → {end}; "
-                  f"{len(pack.iocs)} indicators, {len(pack.rules)} behaviour rules)")
+                  f"{len(pack.iocs)} indicators, {len(pack.rules)} behaviour rules, {n_sigma} Sigma rules)")
 
 
 @intel_app.command("show")

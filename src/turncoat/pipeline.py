@@ -209,6 +209,17 @@ def show_pack(name: str, console: Console) -> None:
         title = rule.get("title") or {}
         table.add_row(rule["id"], rule["stage"], rule["confidence"], title.get("en", "") if isinstance(title, dict) else str(title))
     console.print(table)
+    from turncoat.detect.sigma_detector import LEVEL_CONFIDENCE, pack_rules
+
+    sigma = pack_rules(pack)
+    if sigma.rules or sigma.unconverted:
+        rules = Table("Sigma rule", "stage", "level → confidence", "title")
+        for rule in sigma.rules:
+            rules.add_row(rule.rule_id, str(rule.custom.get("stage", "")),
+                          f"{rule.level} → {LEVEL_CONFIDENCE.get(rule.level, 'low')}", rule.title)
+        console.print(rules)
+        for item in sigma.unconverted:
+            console.print(f"[yellow]![/yellow] {item.path}: {item.reason}", highlight=False)
     console.print("sources:")
     for ref in pack.meta.get("references") or []:
         console.print(f"  - {ref.get('title')}" + (f" <{ref['url']}>" if ref.get("url") else ""), highlight=False)
