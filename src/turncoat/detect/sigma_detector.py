@@ -18,8 +18,8 @@ import pyarrow as pa
 
 from turncoat.detect.killchain import normalise_version, version_expr
 from turncoat.detect.sigma import hunt
-from turncoat.detect.sigma.output import silenced_rules
-from turncoat.detect.sigma.rules import CompiledRule, RuleSet, load_rules
+from turncoat.detect.sigma.output import records
+from turncoat.detect.sigma.rules import RuleSet, load_rules
 from turncoat.intel.pack import Pack, PackError
 from turncoat.store.schema import STAGES
 
@@ -47,28 +47,27 @@ def pack_rules(pack: Pack) -> RuleSet:
 
 
 def _table(rows: list[dict[str, Any]]) -> pa.Table:
-    types = {"VARCHAR": pa.string(), "BIGINT": pa.int64(), "BOOLEAN": pa.bool_(),
-             "TIMESTAMPTZ": pa.timestamp("us", tz="UTC")}
-    return pa.table({name: pa.array([r.get(name) for r in rows], types[kind])
-                     for name, kind in SIGMA_HITS_COLUMNS.items()})
-
-
-def _hit_rows(rules: list[CompiledRule], hits: pa.Table, silent: set[int], user_paths: set[str]) -> list[dict]:
-    cols = {n: hits.column(n).to_pylist() for n in hits.column_names}
-    out = []
-    for row, index in enumerate(cols["rule"]):
-        if index in silent:
-            continue
-        rule = rules[index]
-        out.append({
-            "source": f"pack:{rule.custom['campaign']}" if "campaign" in rule.custom else "rules",
-            "campaign": rule.custom.get("campaign"), "stage": rule.custom.get("stage") if "campaign" in rule.custom
-            else None, "rule_id": rule.rule_id, "title": rule.title, "level": rule.level, "status": rule.status,
-            "tags": ",".join(rule.tags), "target": rule.target, "host": cols["host"][row], "ts": cols["ts"][row],
-            "evidence_id": cols["evidence_id"][row], "seq": cols["seq"][row], "record_id": cols["record_id"][row],
-            "line": cols["line"][row], "false_positive": False, "note": None, "note_fr": None,
-        })
-    return out
+    """The `sigma_hits` rows of the run's records (output.records, the shape `--jsonl` writes)."""
+    picked = {
+        "source": [f"pack:{r['campaign']}" if r["campaign"] else "rules" for r in rows],
+        "campaign": [r["campaign"] for r in rows],
+        "stage": [r["stage"] for r in rows],
+        "rule_id": [r["rule_id"] for r in rows],
+        "title": [r["rule_title"] for r in rows],
+        "level": [r["level"] for r in rows],
+        "status": [r["status"] for r in rows],
+        "tags": [",".join(r["tags"]) for r in rows],
+        "target": [r["target"] for r in rows],
+        "host": [r["host"] for r in rows],
+        "ts": [r["timestamp"] for r in rows],
+        "evidence_id": [r["evidence_id"] for r in rows],
+        "seq": [r["seq"] for r in rows],
+        "record_id": [r["record_id"] for r in rows],
+        "line": [r["line"] for r in rows],
+    }
+    types = {"VARCHAR": pa.string(), "BIGINT": pa.int64()}
+    return pa.table({name: pa.array(values, types.get(SIGMA_HITS_COLUMNS[name], pa.string()))
+                     for name, values in picked.items()})
 
 
 def _label_false_positives(con: duckdb.DuckDBPyConnection, packs: list[Pack]) -> None:
@@ -102,23 +101,13 @@ def run_sigma(con: duckdb.DuckDBPyConnection, packs: list[Pack], user_rules: lis
     if user_rules:
         ruleset.extend(load_rules(user_rules))
     run, correlation_hits = hunt(con, ruleset)
-    silent = silenced_rules(run, ruleset.correlations)
-    rows = _hit_rows(ruleset.rules, run.hits, silent, set())
-    for hit in correlation_hits:
-        first = hit.events[0]
-        c = hit.correlation
-        rows.append({
-            "source": "rules", "campaign": None, "stage": None, "rule_id": c.rule_id, "title": c.title,
-            "level": c.level, "status": c.status, "tags": ",".join(c.tags), "target": f"correlation/{c.kind}",
-            "host": run.hits.column("host")[first].as_py(), "ts": hit.start,
-            "evidence_id": run.hits.column("evidence_id")[first].as_py(), "seq": run.hits.column("seq")[first].as_py(),
-            "record_id": run.hits.column("record_id")[first].as_py(), "line": run.hits.column("line")[first].as_py(),
-            "false_positive": False, "note": None, "note_fr": None,
-        })
-    table = _table(rows)
-    con.register("sigma_hits_new", table)
+    rows = list(records(run, correlation_hits, {}, ruleset.correlations))
+    con.register("sigma_hits_new", _table(rows))
     try:
-        con.execute("CREATE OR REPLACE TABLE sigma_hits AS SELECT * FROM sigma_hits_new").fetchall()
+        con.execute(
+            "CREATE OR REPLACE TABLE sigma_hits AS SELECT * REPLACE (CAST(ts AS TIMESTAMPTZ) AS ts), "
+            "false AS false_positive, CAST(NULL AS VARCHAR) AS note, CAST(NULL AS VARCHAR) AS note_fr "
+            "FROM sigma_hits_new").fetchall()
     finally:
         con.unregister("sigma_hits_new")
     _label_false_positives(con, packs)

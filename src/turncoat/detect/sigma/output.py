@@ -52,6 +52,7 @@ def records(run: SigmaRun, correlation_hits: list[CorrelationHit], paths: dict[s
             "evidence_id": evidence_id, "record_id": columns["record_id"][row], "line": columns["line"][row],
             "seq": columns["seq"][row], "channel": columns["channel"][row], "event_id": columns["event_id"][row],
             "target": rule.target, "rule_path": rule.path,
+            "campaign": rule.custom.get("campaign"), "stage": rule.custom.get("stage"),  # a pack's own rules
         }
         for path in paths.get(evidence_id) or [None]:
             yield {**base, "evidence_path": path}
@@ -62,12 +63,13 @@ def records(run: SigmaRun, correlation_hits: list[CorrelationHit], paths: dict[s
         hosts = sorted({columns["host"][r] for r in hit.events if columns["host"][r]})
         yield {
             "rule_id": c.rule_id, "rule_title": c.title, "level": c.level, "status": c.status, "tags": c.tags,
-            "host": hosts[0] if len(hosts) == 1 else ", ".join(hosts) or None,
+            "host": columns["host"][first], "hosts": hosts,
             "timestamp": _iso(hit.start), "end": _iso(hit.end),
             "evidence_id": evidence_id, "evidence_path": (paths.get(evidence_id) or [None])[0],
             "record_id": columns["record_id"][first], "line": columns["line"][first], "seq": columns["seq"][first],
             "target": f"correlation/{c.kind}", "rule_path": c.path, "correlation": c.kind,
             "value": hit.value, "group": hit.group, "events": len(hit.events),
+            "campaign": None, "stage": None,
         }
 
 
