@@ -16,7 +16,7 @@ still be NULL; the engine reads NULL as no match.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import duckdb
@@ -107,10 +107,10 @@ def _merged(kind: str, column: str, literals: list[str]) -> str:
 
 @dataclass
 class Converted:
-    """One converted detection condition: a boolean SQL expression and the fields it reads."""
+    """One converted detection condition: a boolean SQL expression over the batch's columns (the
+    engine reads which fields it needs from the column names in it)."""
 
     expr: str
-    fields: set[str] = field(default_factory=set)  # Sigma field names, as the rule spells them
 
 
 class _Checker:
@@ -138,19 +138,10 @@ class DuckDBBackend(Backend):
     formats: ClassVar[dict[str, str]] = {"default": "boolean expression over a prepared batch"}
     requires_pipeline: ClassVar[bool] = False
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._fields: set[str] = set()
-
     # --- whole rules -------------------------------------------------------------------------------
 
-    def convert_rule(self, rule: SigmaRule, output_format: str | None = None, callback: Any = None) -> list[Any]:
-        self._fields = set()
-        return super().convert_rule(rule, output_format, callback)
-
     def finish_query(self, rule: SigmaRule, query: Any, state: ConversionState) -> Any:
-        fields, self._fields = self._fields, set()
-        return Converted(query, fields)
+        return Converted(query)
 
     def finalize_query(self, rule: SigmaRule, query: Any, index: int, state: ConversionState,
                        output_format: str) -> Any:
@@ -164,7 +155,6 @@ class DuckDBBackend(Backend):
     def _col(self, name: str, lower: bool) -> str:
         if name.casefold() in TIME_FIELDS:
             name = TIME_FIELD
-        self._fields.add(name)
         return low(name) if lower else raw(name)
 
     # --- boolean structure -------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import hashlib
 import os
 import sys
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ import yaml
 from turncoat.detect.sigma.logsources import UnknownLogsource, resolve
 
 #: Bump when conversion output changes, so cached conversions of older engines are not reused.
-ENGINE_VERSION = "4"
+ENGINE_VERSION = "5"
 
 LEVELS: tuple[str, ...] = ("informational", "low", "medium", "high", "critical")
 STATUSES: tuple[str, ...] = ("stable", "test", "experimental", "deprecated", "unsupported")
@@ -50,7 +50,6 @@ class CompiledRule(RuleMeta):
 
     target: str
     expr: str
-    fields: list[str]
     name: str | None = None
     description: str = ""
     falsepositives: list[str] = field(default_factory=list)
@@ -172,8 +171,7 @@ class _Converter:
                 continue
             expr = converted[0].expr if len(converted) == 1 else \
                 "(" + " OR ".join(f"coalesce({c.expr}, false)" for c in converted) + ")"
-            fields = sorted(set().union(*(c.fields for c in converted)))
-            out.append({"kind": "rule", **meta, "target": target.name, "expr": expr, "fields": fields})
+            out.append({"kind": "rule", **meta, "target": target.name, "expr": expr})
         return out
 
 
@@ -321,6 +319,3 @@ def keep(ruleset: RuleSet, min_level: str | None = None, statuses: Iterable[str]
                    correlations,
                    ruleset.unconverted, ruleset.files, ruleset.cached)
 
-
-def as_dict(item: Any) -> dict[str, Any]:
-    return asdict(item)
