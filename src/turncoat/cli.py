@@ -11,7 +11,7 @@ import traceback
 import webbrowser
 from datetime import UTC
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -28,6 +28,11 @@ from turncoat import __version__, pipeline
 from turncoat.evidence.network import BY_NAME as NET_FORMATS
 from turncoat.intel.pack import PackError
 from turncoat.timezones import ZoneError, parse_source_zones
+
+if TYPE_CHECKING:  # Sigma modules load only when a Sigma command runs
+    from datetime import datetime
+
+    from turncoat.detect.sigma.rules import RuleSet
 
 app = typer.Typer(
     name="turncoat",
@@ -204,7 +209,7 @@ RulesOpt = Annotated[list[Path] | None, typer.Option(
 
 
 def _load_sigma(rules: list[Path], placeholders: Path | None, cache: bool, min_level: str | None,
-                status: list[str] | None) -> Any:
+                status: list[str] | None) -> RuleSet:
     from turncoat.detect.sigma.placeholders import PlaceholderError, load_placeholders
     from turncoat.detect.sigma.rules import LEVELS, STATUSES, keep, load_rules
 
@@ -230,7 +235,7 @@ def _load_sigma(rules: list[Path], placeholders: Path | None, cache: bool, min_l
     return keep(ruleset, min_level, status)
 
 
-def _when(text: str | None, name: str) -> Any:
+def _when(text: str | None, name: str) -> datetime | None:
     from datetime import datetime
 
     if not text:

@@ -7,8 +7,9 @@ re-ingesting.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from rich.console import Console
@@ -20,6 +21,11 @@ from turncoat.ingest import IngestResult, Progress
 from turncoat.ingest import ingest as ingest_items
 from turncoat.intel.pack import Pack, find_pack, load_pack, load_packs
 from turncoat.store.case import Case, dump_json, write_atomic
+
+
+if TYPE_CHECKING:  # Sigma modules load only when Sigma runs
+    from turncoat.detect.sigma.engine import Filters
+    from turncoat.detect.sigma.rules import RuleSet
 
 
 class CaseError(Exception):
@@ -233,8 +239,8 @@ def evidence_paths(case: Case) -> dict[str, list[str]]:
     return paths
 
 
-def sigma_search(case_dir: Path, ruleset: Any, filters: Any,
-                 progress: Any = None) -> tuple[list[dict[str, Any]], int]:
+def sigma_search(case_dir: Path, ruleset: RuleSet, filters: Filters,
+                 progress: Callable[[int, int], None] | None = None) -> tuple[list[dict[str, Any]], int]:
     """Sigma rules over an ingested case: (one record per hit, records searched)."""
     from turncoat.detect.sigma import hunt
     from turncoat.detect.sigma.output import records
