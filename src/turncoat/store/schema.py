@@ -205,3 +205,115 @@ FROM_NETWORK_LOGS = f"""WHERE "event.dataset" IS DISTINCT FROM '{DNS_ANALYTICAL_
 def net_columns(table: str) -> dict[str, pa.DataType]:
     """The fixed columns of a network table, common ones first."""
     return {**NET_COMMON, **NET_TABLES[table]}
+
+
+# --- triage tables: what a triage collection (KAPE, Velociraptor, a mounted or copied disk) holds ---
+#
+# One table per kind of artifact. Every row carries the common columns below: the evidence item it
+# came from (the artifact file), its position in that item (`seq`), the host of the collection, the
+# time the row is about, and where the artifact sat on the collected machine (`source_path`, a
+# Windows path `C:\...` or a macOS path `/...`). Artifact parsers (turncoat/triage/) return the
+# table's own columns; the triage writer adds the common ones.
+
+TRIAGE_COMMON: dict[str, pa.DataType] = {
+    "evidence_id": pa.string(),
+    "seq": pa.int64(),
+    "host": pa.string(),
+    "ts": pa.timestamp("us", tz="UTC"),
+    "source_path": pa.string(),
+    "artifact": pa.string(),          # prefetch, amcache, uninstall, run-key, service, task, srum, …
+}
+
+_TS = pa.timestamp("us", tz="UTC")
+
+TRIAGE_TABLES: dict[str, dict[str, pa.DataType]] = {
+    # every regular file of the collection: hashes (one read, three digests), times, PE / Mach-O facts
+    "tri_file": {
+        "file.path": pa.string(), "file.name": pa.string(), "file.size": pa.int64(),
+        "file.hash.sha256": pa.string(), "file.hash.sha1": pa.string(), "file.hash.md5": pa.string(),
+        "file.created": _TS, "file.modified": _TS, "file.accessed": _TS,
+        "file.times_preserved": pa.bool_(),      # did the collection keep the machine's timestamps?
+        "file.type": pa.string(),                # pe, macho, ico, other
+        "pe.file_version": pa.string(), "pe.product_version": pa.string(), "pe.product": pa.string(),
+        "pe.company": pa.string(), "pe.original_file_name": pa.string(), "pe.description": pa.string(),
+        "pe.imphash": pa.string(), "pe.imports": pa.string(),     # imported DLL names joined by ";"
+        "code_signature.status": pa.string(),    # valid, invalid, unsigned, catalog-signed?, self-signed, …
+        "code_signature.subject_name": pa.string(), "code_signature.issuer": pa.string(),
+        "code_signature.serial_number": pa.string(), "code_signature.timestamp": _TS,
+        "code_signature.team_id": pa.string(), "code_signature.digest_match": pa.bool_(),
+        "pe.cert_padding_bytes": pa.int64(),     # non-zero bytes after the PKCS#7 blob inside WIN_CERTIFICATE
+        "pe.overlay_bytes": pa.int64(),          # bytes after the certificate table (break the signature)
+        "code_signature.problems": pa.string(),  # ";"-joined reasons
+    },
+    # runs of a program: Prefetch (one row per recorded run time), Windows 11 PCA
+    "tri_execution": {
+        "process.name": pa.string(), "process.executable": pa.string(),
+        "prefetch.hash": pa.string(), "prefetch.version": pa.int32(), "prefetch.run_count": pa.int64(),
+        "prefetch.run_index": pa.int32(),        # 0 = last run
+        "prefetch.loaded": pa.string(),          # files the program touched in its first seconds, "|"-joined
+        "prefetch.volume_serial": pa.string(), "prefetch.file_created": _TS,
+        "event.action": pa.string(),             # run
+    },
+    # Amcache.hve inventory: presence of a file or program, not execution
+    "tri_amcache": {
+        "file.path": pa.string(), "file.name": pa.string(), "file.size": pa.int64(),
+        "file.hash.sha1": pa.string(),           # of the first 31,457,280 bytes only
+        "pe.file_version": pa.string(), "pe.product": pa.string(), "pe.company": pa.string(),
+        "pe.link_date": _TS, "amcache.kind": pa.string(),   # file, program
+        "package.name": pa.string(), "package.version": pa.string(),
+    },
+    # installed software: Uninstall keys of SOFTWARE and of every NTUSER.DAT
+    "tri_package": {
+        "package.name": pa.string(), "package.version": pa.string(), "package.vendor": pa.string(),
+        "package.install_location": pa.string(), "package.install_date": pa.string(),
+        "user.name": pa.string(), "registry.key": pa.string(), "event.action": pa.string(),  # installed
+    },
+    # what starts by itself: Run/RunOnce keys, services, scheduled tasks, IFEO debuggers
+    "tri_autorun": {
+        "autorun.kind": pa.string(), "autorun.name": pa.string(), "autorun.command": pa.string(),
+        "user.name": pa.string(), "registry.key": pa.string(), "task.author": pa.string(),
+        "task.trigger": pa.string(),
+    },
+    # SRUM network usage: bytes per application per hour (no destinations)
+    "tri_srum_net": {
+        "process.executable": pa.string(), "user.id": pa.string(),
+        "network.bytes_sent": pa.int64(), "network.bytes_received": pa.int64(),
+        "network.interface": pa.string(),
+    },
+    # browser profiles and their files; domains only, never URLs (docs/privacy)
+    "tri_browser": {
+        "browser.name": pa.string(), "browser.profile": pa.string(), "user.name": pa.string(),
+        "browser.artifact": pa.string(),         # history, history-copy, cookies, login-data, web-data, …
+        "file.path": pa.string(), "file.size": pa.int64(),
+        "browser.last_visit": _TS, "browser.visits": pa.int64(), "browser.domains": pa.int64(),
+    },
+    "tri_browser_domain": {
+        "browser.name": pa.string(), "browser.profile": pa.string(), "user.name": pa.string(),
+        "url.domain": pa.string(), "browser.visits": pa.int64(),
+    },
+    # Defender DetectionHistory records and MPLog detections
+    "tri_defender": {
+        "threat.name": pa.string(), "file.path": pa.string(), "event.action": pa.string(),
+        "process.command_line": pa.string(),
+    },
+    # YARA matches over the collection's files
+    "tri_yara": {
+        "rule.name": pa.string(), "rule.namespace": pa.string(), "rule.source": pa.string(),
+        "rule.stage": pa.string(),               # the stage the rule's `stage` meta says a match proves
+        "file.path": pa.string(), "file.hash.sha256": pa.string(), "yara.strings": pa.string(),
+    },
+    # client installers and updates in a self-hosted PBX's update folder
+    "tri_pbx": {
+        "pbx.platform": pa.string(), "file.path": pa.string(), "file.name": pa.string(),
+        "package.version": pa.string(), "file.hash.sha256": pa.string(), "pbx.build": pa.string(),
+    },
+    # names a collected machine goes by: computer name, MachineGuid, collection metadata
+    "tri_host": {
+        "alias": pa.string(), "kind": pa.string(),
+    },
+}
+
+
+def triage_columns(table: str) -> dict[str, pa.DataType]:
+    """The columns of a triage table, common ones first."""
+    return {**TRIAGE_COMMON, **TRIAGE_TABLES[table]}

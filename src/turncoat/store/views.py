@@ -22,17 +22,14 @@ from turncoat.store.schema import (
     WIN_EVENTS,
     net_columns,
 )
+from turncoat.store.sqltext import lit as _lit
+from turncoat.store.sqltext import no_rows as _no_rows
+from turncoat.store.sqltext import parquet_files, parquet_view_sql
+from turncoat.store.sqltext import q as _q
+from turncoat.store.triage_views import TRIAGE_SOURCES, create_triage_views
 
 DEFENDER = "Microsoft-Windows-Windows Defender/Operational"
 POWERSHELL = "Microsoft-Windows-PowerShell/Operational"
-
-
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _lit(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 @dataclass(frozen=True)
@@ -41,6 +38,9 @@ class Source:
 
     where: str
     columns: dict[str, str]  # ECS name → SQL expression over win_events fields (use {Field})
+    # Rows from a triage table instead (store/triage_views.py): columns are plain SQL over its
+    # fixed columns, and the common ones come from its own `ts`, `host`, `artifact`.
+    table: str = WIN_EVENTS
 
 
 def _basename(expr: str) -> str:
@@ -158,6 +158,16 @@ ECS_VIEWS: dict[str, list[Source]] = {
     ],
 }
 
+# Triage rows have no event code or record number: the artifact names the provider, `seq` places the
+# row in its file.
+TRIAGE_COMMON_COLUMNS = {
+    "@timestamp": "ts", "host.name": "host", "event.code": "NULL", "event.provider": "artifact",
+    "evidence_id": "evidence_id", "record_id": "seq", "line": "NULL",
+}
+
+for _view, _sources in TRIAGE_SOURCES.items():
+    ECS_VIEWS.setdefault(_view, []).extend(Source(where, columns, table) for table, where, columns in _sources)
+
 COMMON = {
     "@timestamp": "ts", "host.name": "host", "event.code": "EventID", "event.provider": "Channel",
     "evidence_id": "evidence_id", "record_id": "record_id", "line": "line",
@@ -188,23 +198,22 @@ class _Fields(dict):
 
 def _source_sql(view: str, source: Source, fields: _Fields) -> str:
     cols = []
+    common = COMMON if source.table == WIN_EVENTS else TRIAGE_COMMON_COLUMNS
     for name in view_columns(view):
         if name in COMMON:
-            expr = COMMON[name]
-        else:
+            expr = common[name]
+        elif source.table == WIN_EVENTS:
             expr = source.columns.get(name, "NULL").format_map(fields)
+        else:
+            expr = source.columns.get(name, "NULL")
         cols.append(f"CAST({expr} AS {'VARCHAR' if name not in COMMON else _common_type(name)}) AS {_q(name)}")
-    return f"SELECT {', '.join(cols)} FROM {WIN_EVENTS} WHERE {source.where}"
+    return f"SELECT {', '.join(cols)} FROM {source.table} WHERE {source.where}"
 
 
 def _common_type(name: str) -> str:
     return {"@timestamp": "TIMESTAMPTZ", "event.code": "INTEGER", "record_id": "BIGINT", "line": "BIGINT"}.get(
         name, "VARCHAR"
     )
-
-
-def parquet_files(parquet_root: Path, table: str) -> list[Path]:
-    return sorted((parquet_root / table).glob("*.parquet"))
 
 
 def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
@@ -250,11 +259,13 @@ def create_views(con: duckdb.DuckDBPyConnection, parquet_root: Path, materialise
         f"""CREATE OR REPLACE VIEW {WIN_EVENTS} AS
         SELECT * FROM win_events_all ANTI JOIN duplicate_rows USING (evidence_id, seq)"""
     )
+    create_triage_views(con, parquet_root)
     con.execute(
         """CREATE OR REPLACE VIEW host_aliases AS
         SELECT DISTINCT host, Computer AS alias,
                CASE WHEN contains(Computer, '.') THEN 'fqdn' ELSE 'name' END AS kind
-        FROM win_events_all WHERE host IS NOT NULL AND Computer IS NOT NULL"""
+        FROM win_events_all WHERE host IS NOT NULL AND Computer IS NOT NULL
+        UNION SELECT DISTINCT host, alias, kind FROM tri_host WHERE host IS NOT NULL AND alias IS NOT NULL"""
     )
     present = {row[0] for row in con.execute(f"DESCRIBE {WIN_EVENTS}").fetchall()}
     fields = _Fields(present)
@@ -271,12 +282,7 @@ def _create_network_views(con: duckdb.DuckDBPyConnection, parquet_root: Path, fi
     `net_dns` also holds the questions of Windows DNS Server analytical events, which arrive as
     event logs (EVTX or their JSON exports) and so live in `win_events`."""
     for table in NET_TABLES:
-        files = parquet_files(parquet_root, table)
-        # every fixed column exists, typed, even when no part has it (parts written by other tools)
-        sql = _no_rows(net_columns(table))
-        if files:
-            listing = ", ".join(_lit(p.resolve().as_posix()) for p in files)
-            sql = f"{sql} UNION ALL BY NAME SELECT * FROM read_parquet([{listing}], union_by_name = true)"
+        sql = parquet_view_sql(parquet_root, table, net_columns(table))
         if table == "net_dns":
             sql = f"{sql} UNION ALL BY NAME {DNS_SERVER_EVENTS.format_map(fields)}"
         con.execute(f"CREATE OR REPLACE VIEW {table} AS {sql}")
@@ -297,21 +303,3 @@ DNS_SERVER_EVENTS = (
 )
 
 
-def _no_rows(columns: dict) -> str:
-    """A query with these columns, typed, and no rows: a view's shape before any evidence has it."""
-    typed = ", ".join(f"CAST(NULL AS {_arrow_sql(t)}) AS {_q(n)}" for n, t in columns.items())
-    return f"SELECT {typed} WHERE false"
-
-
-def _arrow_sql(typ) -> str:
-    import pyarrow as pa
-
-    if pa.types.is_timestamp(typ):
-        return "TIMESTAMPTZ"
-    if pa.types.is_int64(typ):
-        return "BIGINT"
-    if pa.types.is_int32(typ):
-        return "INTEGER"
-    if pa.types.is_floating(typ):
-        return "DOUBLE"
-    return "VARCHAR"
