@@ -26,6 +26,7 @@ JSON_DOCUMENT = "winevent-json"
 ZIP = "zip"
 TAR = "tar"
 GZIP = "gzip"
+XZ = "xz"
 UNKNOWN = "unknown"
 EMPTY = "empty"
 
@@ -69,6 +70,8 @@ def sniff_bytes(head: bytes) -> str:
         return ZIP
     if head.startswith(b"\x1f\x8b"):
         return GZIP
+    if head.startswith(b"\xfd7zXZ\x00"):
+        return XZ
     if len(head) > 262 and head[257:262] == b"ustar":
         return TAR
     network = sniff_network(head)

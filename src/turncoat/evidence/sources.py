@@ -2,7 +2,7 @@
 
 Folders are walked recursively in sorted order (so a case is built the same way every time); no file
 is opened while walking. An item recognised as an archive by its content is unpacked on request.
-Archives (.zip, .tar, .tar.gz, .gz) are unpacked member by member into the case's scratch folder,
+Archives (.zip, .tar, .tar.gz, .gz, .xz) are unpacked member by member into the case's scratch folder,
 under generated names, never under the names the archive claims: a member called `../../x` cannot
 land outside. Symbolic links and device files inside archives are refused; declared and actual
 sizes and the compression ratio are bounded against bombs; nesting depth is bounded too.
@@ -11,6 +11,7 @@ sizes and the compression ratio are bounded against bombs; nesting depth is boun
 from __future__ import annotations
 
 import io
+import lzma
 import os
 import shutil
 import tarfile
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
-from turncoat.evidence.sniff import GZIP, TAR, ZIP
+from turncoat.evidence.sniff import GZIP, TAR, XZ, ZIP
 
 
 @dataclass(frozen=True)
@@ -201,8 +202,8 @@ class Walker:
         else:
             self._found = found
             try:
-                {ZIP: self._zip, TAR: self._tar, GZIP: self._gzip}[kind](item, item.depth + 1)
-            except (zipfile.BadZipFile, tarfile.TarError, OSError, EOFError, ValueError) as exc:
+                {ZIP: self._zip, TAR: self._tar, GZIP: self._gzip, XZ: self._xz}[kind](item, item.depth + 1)
+            except (zipfile.BadZipFile, tarfile.TarError, lzma.LZMAError, OSError, EOFError, ValueError) as exc:
                 self.discovery.problems.append(SourceProblem(item.display, f"corrupt {kind} archive: {exc}"))
         if item.temporary:
             item.path.unlink(missing_ok=True)
@@ -228,7 +229,7 @@ class Walker:
             target.unlink(missing_ok=True)
             self.discovery.problems.append(SourceProblem(display, f"archive member refused: {exc}"))
             return
-        except (OSError, EOFError, zipfile.BadZipFile, tarfile.TarError, RuntimeError) as exc:
+        except (OSError, EOFError, zipfile.BadZipFile, tarfile.TarError, lzma.LZMAError, RuntimeError) as exc:
             kept = target.stat().st_size if target.exists() else 0
             if not kept:
                 target.unlink(missing_ok=True)
@@ -291,6 +292,23 @@ class Walker:
         compressed = item.path.stat().st_size
         self._member(EvidenceItem(item.display, item.path), PurePosixPath(inner).name,
                      lambda: _Gunzip(item.path), None, compressed, depth, budget,
+                     mtime=item.path.stat().st_mtime)
+
+
+    def _xz(self, item: EvidenceItem, depth: int) -> None:
+        """An .xz file (regipy and many collectors ship hives so): a tar inside, or one member."""
+        try:
+            with tarfile.open(item.path, mode="r:xz") as probe:
+                probe.next()
+            self._tar(item, depth)
+            return
+        except (tarfile.TarError, lzma.LZMAError, EOFError):
+            pass
+        inner = item.display[:-3] if item.display.endswith(".xz") else item.display + "!unxz"
+        budget = [self.limits.max_archive_bytes]
+        compressed = item.path.stat().st_size
+        self._member(EvidenceItem(item.display, item.path), PurePosixPath(inner).name,
+                     lambda: lzma.open(item.path), None, compressed, depth, budget,
                      mtime=item.path.stat().st_mtime)
 
 
