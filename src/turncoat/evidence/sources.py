@@ -280,36 +280,29 @@ class Walker:
                              depth, budget, mtime=float(info.mtime))
 
     def _gzip(self, item: EvidenceItem, depth: int) -> None:
-        try:
-            with tarfile.open(item.path, mode="r:gz") as probe:
-                probe.next()
-            self._tar(item, depth)
-            return
-        except tarfile.TarError:
-            pass
-        inner = item.display[:-3] if item.display.endswith(".gz") else item.display + "!gunzip"
-        budget = [self.limits.max_archive_bytes]
-        compressed = item.path.stat().st_size
-        self._member(EvidenceItem(item.display, item.path), PurePosixPath(inner).name,
-                     lambda: _Gunzip(item.path), None, compressed, depth, budget,
-                     mtime=item.path.stat().st_mtime)
-
+        self._compressed(item, depth, "gz", lambda: _Gunzip(item.path), (tarfile.TarError,))
 
     def _xz(self, item: EvidenceItem, depth: int) -> None:
-        """An .xz file (regipy and many collectors ship hives so): a tar inside, or one member."""
+        """An .xz file (regipy and many collectors ship hives so)."""
+        self._compressed(item, depth, "xz", lambda: lzma.open(item.path), (tarfile.TarError, lzma.LZMAError, EOFError))
+
+    def _compressed(self, item: EvidenceItem, depth: int, suffix: str, opener,
+                    not_tar: tuple[type[Exception], ...]) -> None:
+        """A compressed stream: a tar inside it (`.tar.gz`, `.tar.xz`), else one member named after the
+        file without its suffix, unpacked with the same bounds as any archive member."""
         try:
-            with tarfile.open(item.path, mode="r:xz") as probe:
+            with tarfile.open(item.path, mode=f"r:{suffix}") as probe:
                 probe.next()
             self._tar(item, depth)
             return
-        except (tarfile.TarError, lzma.LZMAError, EOFError):
+        except not_tar:
             pass
-        inner = item.display[:-3] if item.display.endswith(".xz") else item.display + "!unxz"
+        ending = f".{suffix}"
+        inner = item.display[:-len(ending)] if item.display.endswith(ending) else f"{item.display}!un{suffix}"
         budget = [self.limits.max_archive_bytes]
         compressed = item.path.stat().st_size
-        self._member(EvidenceItem(item.display, item.path), PurePosixPath(inner).name,
-                     lambda: lzma.open(item.path), None, compressed, depth, budget,
-                     mtime=item.path.stat().st_mtime)
+        self._member(EvidenceItem(item.display, item.path), PurePosixPath(inner).name, opener, None, compressed,
+                     depth, budget, mtime=item.path.stat().st_mtime)
 
 
 def cleanup(scratch: Path) -> None:

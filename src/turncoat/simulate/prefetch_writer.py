@@ -19,7 +19,9 @@ import math
 import struct
 import zlib
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
+
+from turncoat.triage.wintime import datetime_to_filetime
 
 FORMAT_VERSION = 30
 SIGNATURE = b"SCCA"
@@ -34,7 +36,6 @@ FILE_REFERENCES_VERSION = 3
 NAME_FIELD_CHARS = 29               # the header keeps 29 characters and a terminator
 MAX_RUN_TIMES = 8
 
-_FILETIME_EPOCH = datetime(1601, 1, 1, tzinfo=UTC)
 
 
 def scca_hash(device_path: str) -> int:
@@ -51,7 +52,7 @@ def scca_hash(device_path: str) -> int:
 
 def volume_guid_path(created: datetime, serial: int) -> str:
     """The `\\VOLUME{<creation FILETIME>-<serial>}` device name Windows 10 stores for a volume."""
-    return f"\\VOLUME{{{to_filetime(created):016x}-{serial:08x}}}"
+    return f"\\VOLUME{{{datetime_to_filetime(created):016x}-{serial:08x}}}"
 
 
 def prefetch_filename(executable: str, prefetch_hash: int) -> str:
@@ -59,11 +60,6 @@ def prefetch_filename(executable: str, prefetch_hash: int) -> str:
     return f"{_stored_name(executable)}-{prefetch_hash:08X}.pf"
 
 
-def to_filetime(moment: datetime) -> int:
-    """A timezone-aware datetime as FILETIME (100 ns ticks since 1601-01-01 UTC)."""
-    if moment.tzinfo is None:
-        raise ValueError("Prefetch times must be timezone-aware")
-    return (moment - _FILETIME_EPOCH) // timedelta(microseconds=1) * 10
 
 
 def device_path(path: str, volume_device: str) -> str:
@@ -114,7 +110,7 @@ def build_prefetch(executable: str, run_times: list[datetime], run_count: int, l
     struct.pack_into("<9I", out, HEADER_SIZE, METRICS_OFFSET, len(names), trace_offset, len(names),
                      strings_offset, len(strings), volumes_offset, 1, len(volumes))
     for index, moment in enumerate(times):
-        struct.pack_into("<Q", out, HEADER_SIZE + 44 + 8 * index, to_filetime(moment))
+        struct.pack_into("<Q", out, HEADER_SIZE + 44 + 8 * index, datetime_to_filetime(moment))
     struct.pack_into("<I", out, HEADER_SIZE + 116, run_count)
     for index, name in enumerate(names):
         struct.pack_into("<IIIIIIQ", out, METRICS_OFFSET + METRICS_ENTRY_SIZE * index,
@@ -179,7 +175,7 @@ def _volumes_information(volume_device: str, serial: int, created: datetime,
     size = _align(dirs_offset + len(dirs_blob), 8)
 
     out = bytearray(size)
-    struct.pack_into("<IIQIIIIII", out, 0, device_offset, len(device), to_filetime(created),
+    struct.pack_into("<IIQIIIIII", out, 0, device_offset, len(device), datetime_to_filetime(created),
                      serial & 0xFFFFFFFF, refs_offset, len(refs_blob), dirs_offset, len(folders), 0)
     struct.pack_into("<I", out, 64, len(folders))
     out[device_offset:device_offset + len(device_blob)] = device_blob

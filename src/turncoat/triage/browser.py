@@ -27,6 +27,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from turncoat.evidence.base import IssueLog, ReadIssue, Row
+from turncoat.triage.wintime import FILETIME_EPOCH
 
 # --- where browsers keep their data --------------------------------------------------------------
 
@@ -270,7 +271,6 @@ def _loose_artifact(name: str, family: str) -> str:
 # --- reading a history database ------------------------------------------------------------------
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
-_WEBKIT_EPOCH = datetime(1601, 1, 1, tzinfo=UTC)
 _UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _WEB_SCHEMES = {"http", "https", "ftp", "ws", "wss"}
 _HOST_OK = re.compile(r"^[^\s/\\?#@%\x00-\x1f]{1,253}$")
@@ -297,7 +297,7 @@ class HistorySummary:
 
 def webkit_time(value: object) -> datetime | None:
     """Chromium time (microseconds since 1601-01-01 UTC); None for 0, negatives and nonsense."""
-    return _from_epoch(_WEBKIT_EPOCH, value)
+    return _from_epoch(FILETIME_EPOCH, value)
 
 
 def prtime(value: object) -> datetime | None:

@@ -33,8 +33,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from turncoat.evidence.base import IssueLog, ReadIssue, Row
-
-_FILETIME_EPOCH = datetime(1601, 1, 1, tzinfo=UTC)
+from turncoat.triage.text import decode_bom_text
+from turncoat.triage.wintime import filetime_to_datetime
 
 _T_STRING, _T_FILETIME, _T_GUID, _T_BLOB = 0x15, 0x0A, 0x1E, 0x28
 _T_INT32 = (0x00, 0x05, 0x06)
@@ -80,13 +80,6 @@ def is_detection_history(head: bytes) -> bool:
             and head[0x30:0x30 + len(_MAGIC_UTF16)] == _MAGIC_UTF16)
 
 
-def _filetime(ticks: int) -> datetime | None:
-    if ticks <= 0:
-        return None
-    try:
-        return _FILETIME_EPOCH + timedelta(microseconds=ticks // 10)
-    except OverflowError:
-        return None
 
 
 def _values(data: bytes, issues: IssueLog) -> list[_Value]:
@@ -210,7 +203,7 @@ def read_detection_history(path: Path, issues: IssueLog) -> list[Row]:
             resources.append((strings[0], strings[1], _start_time(value_set)))
     closing = [
         t for v in sets[-1] if v.kind == _T_FILETIME and len(v.data) == 8
-        if (t := _filetime(struct.unpack("<Q", v.data)[0])) is not None
+        if (t := filetime_to_datetime(struct.unpack("<Q", v.data)[0])) is not None
     ]
     starts = [start for _, _, start in resources if start is not None]
     detected = min(starts) if starts else (min(closing) if closing else None)
@@ -237,7 +230,7 @@ def _start_time(value_set: list[_Value]) -> datetime | None:
     for value in value_set:
         if value.kind == _T_BLOB:
             ticks = _tracking(value.data).get("ThreatTrackingStartTime")
-            if isinstance(ticks, int) and (when := _filetime(ticks)) is not None:
+            if isinstance(ticks, int) and (when := filetime_to_datetime(ticks)) is not None:
                 return when
     return None
 
@@ -258,27 +251,6 @@ _MPLOG_HEAD = re.compile(r"^\s*" + _MPLOG_STAMP + r"\s", re.MULTILINE)
 _SPLIT_RESOURCES = re.compile(r";(?=(?:" + "|".join(_ALL_KINDS) + r"):)", re.IGNORECASE)
 
 
-def _decode_text(data: bytes) -> tuple[str, bool]:
-    """Text of a Defender log: UTF-16LE (the norm, with BOM), UTF-8 with or without BOM.
-
-    Returns the text and whether bytes had to be replaced.
-    """
-    if data.startswith(b"\xff\xfe"):
-        encoding, body = "utf-16-le", data[2:]
-    elif data.startswith(b"\xfe\xff"):
-        encoding, body = "utf-16-be", data[2:]
-    elif data.startswith(b"\xef\xbb\xbf"):
-        encoding, body = "utf-8", data[3:]
-    elif len(data) >= 2 and data[1] == 0 and data[0] != 0:
-        encoding, body = "utf-16-le", data
-    else:
-        encoding, body = "utf-8", data
-    if encoding.startswith("utf-16") and len(body) % 2:
-        body = body[:-1]
-    try:
-        return body.decode(encoding), False
-    except UnicodeDecodeError:
-        return body.decode(encoding, errors="replace"), True
 
 
 def is_mplog(head: bytes) -> bool:
@@ -287,7 +259,7 @@ def is_mplog(head: bytes) -> bool:
     A BOM-only file (an MPDetection log with nothing in it) is not recognised: there is nothing
     to recognise, and nothing to read either.
     """
-    text, _ = _decode_text(head[:64 * 1024])
+    text, _ = decode_bom_text(head[:64 * 1024])
     if "Service Log" in text and "Defender" in text:
         return True
     return _MPLOG_HEAD.search(text) is not None
@@ -330,7 +302,7 @@ def read_mplog(path: Path, issues: IssueLog) -> list[Row]:
     if not data:
         issues.add(ReadIssue("MPLog file is empty (zero bytes)"))
         return []
-    text, replaced = _decode_text(data)
+    text, replaced = decode_bom_text(data)
     if replaced:
         issues.add(ReadIssue("MPLog is not valid UTF-16/UTF-8 throughout; unreadable bytes were replaced"))
     rows: list[Row] = []

@@ -14,13 +14,14 @@ nothing here raises on bad evidence.
 from __future__ import annotations
 
 import io
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pyscca
 
 from turncoat.evidence.base import IssueLog, ReadIssue, Row
+from turncoat.triage.wintime import filetime_to_datetime
 
 SCCA_SIGNATURE = b"SCCA"
 # "MAM" + compression format 4 (Xpress-Huffman); the high bit of the 4th byte marks a CRC32 field.
@@ -32,7 +33,6 @@ MAX_RUN_TIMES = 8
 # The header keeps 29 UTF-16 characters of the executable name (60 bytes with the terminator).
 NAME_FIELD_CHARS = 29
 
-_FILETIME_EPOCH = datetime(1601, 1, 1, tzinfo=UTC)
 
 
 def is_prefetch(head: bytes) -> bool:
@@ -40,14 +40,6 @@ def is_prefetch(head: bytes) -> bool:
     return head[4:8] == SCCA_SIGNATURE or head[:4] in MAM_SIGNATURES
 
 
-def filetime_to_datetime(value: int) -> datetime | None:
-    """A FILETIME (100 ns ticks since 1601) as UTC, to the microsecond; None for 0 or out of range."""
-    if value <= 0:
-        return None
-    try:
-        return _FILETIME_EPOCH + timedelta(microseconds=value // 10)
-    except OverflowError:
-        return None
 
 
 def read_prefetch(path: Path, issues: IssueLog) -> list[Row]:

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from turncoat.evidence.base import IssueLog, ReadIssue, Row
+from turncoat.triage.wintime import filetime_to_datetime
 
 NETWORK_TABLE = "{973F5D5C-1D90-4944-BE8E-24B94231A174}"
 APP_RESOURCE_TABLE = "{5C8CF1C7-7257-4F13-B223-970EF5939312}"
@@ -51,7 +52,6 @@ _STATES = {1: "just-created", 2: "dirty", 3: "clean", 4: "being-converted", 5: "
 _COMPANION_SUFFIXES = {".log", ".jrs", ".chk", ".jfm"}
 
 _OLE_EPOCH = datetime(1899, 12, 30, tzinfo=UTC)
-_FILETIME_EPOCH = datetime(1601, 1, 1, tzinfo=UTC)
 
 # JET column types (esent.h): the ones SRUM uses for its times and ids.
 _JET_DATETIME = 8
@@ -292,10 +292,7 @@ def _timestamp(data: bytes | None, column_type: int) -> datetime | None:
             if not 1.0 < days < 2958465.0:  # after 1899-12-31, before 9999-12-31
                 return None
             return _OLE_EPOCH + timedelta(days=days)
-        ticks = struct.unpack("<Q", data)[0]
-        if ticks == 0:
-            return None
-        return _FILETIME_EPOCH + timedelta(microseconds=ticks // 10)
+        return filetime_to_datetime(struct.unpack("<Q", data)[0])
     except (OverflowError, ValueError):
         return None
 

@@ -30,6 +30,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from turncoat.evidence.base import IssueLog, ReadIssue, Row
+from turncoat.triage.text import decode_bom_text
 
 TASK_NAMESPACE = "http://schemas.microsoft.com/windows/2004/02/mit/task"
 
@@ -41,24 +42,6 @@ _TASK_DATE = re.compile(
 # --- Task XML ---------------------------------------------------------------------------------
 
 
-def _decode(data: bytes) -> tuple[str, bool]:
-    """Text of a task file by its BOM (UTF-16LE is the norm), and whether bytes were replaced."""
-    if data.startswith(b"\xff\xfe"):
-        encoding, body = "utf-16-le", data[2:]
-    elif data.startswith(b"\xfe\xff"):
-        encoding, body = "utf-16-be", data[2:]
-    elif data.startswith(b"\xef\xbb\xbf"):
-        encoding, body = "utf-8", data[3:]
-    elif len(data) >= 2 and data[0] != 0 and data[1] == 0:
-        encoding, body = "utf-16-le", data
-    else:
-        encoding, body = "utf-8", data
-    if encoding.startswith("utf-16") and len(body) % 2:
-        body = body[:-1]
-    try:
-        return body.decode(encoding), False
-    except UnicodeDecodeError:
-        return body.decode(encoding, errors="replace"), True
 
 
 def is_task_xml(head: bytes) -> bool:
@@ -67,7 +50,7 @@ def is_task_xml(head: bytes) -> bool:
     Only the declaration and comments may come before it, so an MSBuild file's ``<UsingTask>`` or
     a ``<Task>`` nested in some other XML does not count.
     """
-    text, _ = _decode(head[:8192])
+    text, _ = decode_bom_text(head[:8192])
     return _TASK_ROOT.match(text) is not None
 
 
@@ -160,7 +143,7 @@ def read_task_xml(path: Path, issues: IssueLog, task_path: str) -> list[Row]:
     if not data:
         issues.add(ReadIssue("task file is empty (zero bytes)"))
         return []
-    text, replaced = _decode(data)
+    text, replaced = decode_bom_text(data)
     if replaced:
         issues.add(ReadIssue("task file is not valid UTF-16/UTF-8; unreadable bytes were replaced"))
     if "<!DOCTYPE" in text or "<!ENTITY" in text:  # never in a real task; refuse entity tricks
