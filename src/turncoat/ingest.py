@@ -9,25 +9,43 @@ adds to a case without duplicating it. Items are read in parallel processes, one
 from __future__ import annotations
 
 import gc
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 from turncoat.evidence.base import IssueLog, ReadIssue
 from turncoat.evidence.evtx_reader import read_evtx
 from turncoat.evidence.json_reader import read_json_document, read_json_lines
 from turncoat.evidence.network import BY_NAME as NET_FORMATS
 from turncoat.evidence.network import NetContext
-from turncoat.evidence.sniff import EMPTY, EVTX, GZIP, JSON_DOCUMENT, JSON_LINES, TAR, UNKNOWN, ZIP, hash_and_sniff
+from turncoat.evidence.sniff import (
+    EMPTY,
+    EVTX,
+    GZIP,
+    JSON_DOCUMENT,
+    JSON_LINES,
+    TAR,
+    UNKNOWN,
+    XZ,
+    ZIP,
+    hash_and_sniff,
+)
 from turncoat.evidence.sources import EvidenceItem, Walker, cleanup
 from turncoat.store.case import Case, safe_text
 from turncoat.store.net_writer import NetWriter
-from turncoat.store.schema import FROM_NETWORK_LOGS, NET_TABLES, WIN_EVENTS
+from turncoat.store.schema import (
+    FROM_NETWORK_LOGS,
+    NET_TABLES,
+    TRIAGE_TABLES,
+    WIN_EVENTS,
+)
 from turncoat.store.writer import DEFAULT_BATCH_ROWS, TableWriter
 from turncoat.timezones import zone_for
+from turncoat.triage.ingest import TriageIngest
 
-ARCHIVES = (ZIP, TAR, GZIP)
+ARCHIVES = (ZIP, TAR, GZIP, XZ)
 READERS: dict[str, Callable[..., int]] = {
     EVTX: read_evtx,
     JSON_LINES: read_json_lines,
@@ -123,6 +141,7 @@ class _Run:
         self.done = 0
         self.task_bytes = TASK_BYTES
         self.counted: dict[str, int] = {}  # evidence id → bytes it adds to the progress bar
+        self.divert: Callable[[EvidenceItem], bool] | None = None
 
     def note_problem(self, display: str, message: str) -> None:
         _add_unique(self.manifest["problems"], {"path": display, "message": message})
@@ -152,6 +171,9 @@ class _Run:
                             {"path": display, "sha256": digest, "duplicate_of": first["path"]})
             self.result.skipped += 1
             self.tick(display, counted)
+            return []
+        if kind == UNKNOWN and self.divert is not None and self.divert(item):
+            self.tick(display, counted)  # a loose triage artifact (a PE, a hive…): the triage reader takes it
             return []
         entry = {"evidence_id": digest[:16], "path": display, "sha256": digest, "size": size, "reader": kind,
                  "records": 0, "issues": [], "issue_count": 0, "status": "pending"}
@@ -232,20 +254,28 @@ def ingest(
     batch_rows: int = DEFAULT_BATCH_ROWS,
     progress: Progress | None = None,
     source_tz: dict[str, str] | None = None,
+    yara_rules: list[Path] | None = None,
 ) -> IngestResult:
     """Read every evidence item under `inputs` into `case`; returns the updated manifest.
 
     `source_tz` maps a reader name (or "*" for all) to the IANA zone of sources that log local
-    time; they are read as UTC when none is given.
+    time; they are read as UTC when none is given. Triage collections among the inputs (KAPE,
+    Velociraptor, copied volumes and folders: triage/layout.py) are read by the triage readers, their
+    event logs by the event readers; `yara_rules` adds rule folders to the packs' own YARA rules.
     """
     case.create()
     manifest = case.load_manifest()
     run = _Run(case, manifest, batch_rows, progress, source_tz)
     try:
-        discovery = run.walker.walk([Path(p) for p in inputs])
+        paths = [Path(p) for p in inputs]
+        discovery = run.walker.walk(paths)
         for problem in discovery.problems:
             run.note_problem(safe_text(problem.display), problem.message)
-        run.read(discovery.items, workers)
+        triage = TriageIngest(case, manifest, run.walker, progress, yara_rules)
+        plain = triage.claim(paths, discovery.items)
+        run.divert = triage.divert
+        run.read(plain, workers)
+        triage.read(run.result)
     finally:
         cleanup(case.scratch)
     _count_from_store(case, manifest)
@@ -274,13 +304,19 @@ def _count_from_store(case: Case, manifest: dict[str, Any]) -> None:
         # findings and verdicts describe the evidence as it was: new evidence makes them stale
         con.execute("DROP TABLE IF EXISTS findings")
         con.execute("DROP TABLE IF EXISTS assessments")
+        # a triage file's own `tri_file` row counts only when hashing is all that was done with it
         counted = " UNION ALL ".join(
             f"SELECT evidence_id, count(*) AS n FROM {t} {FROM_NETWORK_LOGS if t in NET_TABLES else ''} GROUP BY 1"
-            for t in ("win_events_all", *NET_TABLES))
+            for t in ("win_events_all", *NET_TABLES, *(t for t in TRIAGE_TABLES if t != "tri_file")))
         counts = dict(con.execute(f"SELECT evidence_id, sum(n) FROM ({counted}) GROUP BY 1").fetchall())
+        hashed = dict(con.execute("SELECT evidence_id, count(*) FROM tri_file GROUP BY 1").fetchall())
         repeated = dict(con.execute("SELECT evidence_id, count(*) FROM duplicate_rows GROUP BY 1").fetchall())
     finally:
         con.close()
     for entry in manifest["items"]:
+        if "evidence_id" not in entry:
+            continue
         entry["records"] = int(counts.get(entry["evidence_id"], 0))
+        if entry.get("reader") == "file":
+            entry["records"] += int(hashed.get(entry["evidence_id"], 0))
         entry["records_unique"] = entry["records"] - int(repeated.get(entry["evidence_id"], 0))

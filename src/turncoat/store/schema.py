@@ -240,7 +240,8 @@ TRIAGE_TABLES: dict[str, dict[str, pa.DataType]] = {
         "code_signature.status": pa.string(),    # valid, invalid, unsigned, catalog-signed?, self-signed, …
         "code_signature.subject_name": pa.string(), "code_signature.issuer": pa.string(),
         "code_signature.serial_number": pa.string(), "code_signature.timestamp": _TS,
-        "code_signature.team_id": pa.string(), "code_signature.digest_match": pa.bool_(),
+        "code_signature.team_id": pa.string(), "code_signature.identifier": pa.string(),
+        "code_signature.digest_match": pa.bool_(),
         "pe.cert_padding_bytes": pa.int64(),     # non-zero bytes after the PKCS#7 blob inside WIN_CERTIFICATE
         "pe.overlay_bytes": pa.int64(),          # bytes after the certificate table (break the signature)
         "code_signature.problems": pa.string(),  # ";"-joined reasons
@@ -262,11 +263,12 @@ TRIAGE_TABLES: dict[str, dict[str, pa.DataType]] = {
         "pe.link_date": _TS, "amcache.kind": pa.string(),   # file, program
         "package.name": pa.string(), "package.version": pa.string(),
     },
-    # installed software: Uninstall keys of SOFTWARE and of every NTUSER.DAT
+    # installed software: Uninstall keys of SOFTWARE and of every NTUSER.DAT, macOS app bundles
     "tri_package": {
         "package.name": pa.string(), "package.version": pa.string(), "package.vendor": pa.string(),
         "package.install_location": pa.string(), "package.install_date": pa.string(),
         "user.name": pa.string(), "registry.key": pa.string(), "event.action": pa.string(),  # installed
+        "package.platform": pa.string(),         # windows (Uninstall keys) or macos (an .app's Info.plist)
     },
     # what starts by itself: Run/RunOnce keys, services, scheduled tasks, IFEO debuggers
     "tri_autorun": {

@@ -88,6 +88,7 @@ TRIAGE_SOURCES: dict[str, list[tuple[str, str, dict[str, str]]]] = {
         ("tri_package", "true", {
             "package.name": '"package.name"', "package.version": '"package.version"',
             "package.vendor": '"package.vendor"', "event.action": "'installed'", "event.outcome": "'success'",
+            "package.platform": "coalesce(\"package.platform\", 'windows')",
         }),
         ("tri_amcache", "\"amcache.kind\" = 'program'", {
             "package.name": '"package.name"', "package.version": '"package.version"',
