@@ -6,8 +6,13 @@ from pathlib import Path
 
 import duckdb
 
-from turncoat.detect.ioc import attribute_findings, ioc_findings_queries, load_indicators
+from turncoat.detect.ioc import (
+    attribute_findings,
+    ioc_findings_queries,
+    load_indicators,
+)
 from turncoat.detect.killchain import killchain_findings_sql
+from turncoat.detect.triage_detector import run_triage_detection
 from turncoat.intel.pack import Pack
 from turncoat.store.schema import FINDINGS_COLUMNS
 
@@ -33,6 +38,7 @@ def run_detection(con: duckdb.DuckDBPyConnection, packs: list[Pack],
             queries.append(behaviour)
         for query in queries:  # each match kind yields distinct rows (its view and field are in them)
             con.execute(f"INSERT INTO findings SELECT DISTINCT * FROM ({query})").fetchall()
+        run_triage_detection(con, pack)
         counts[pack.id] = con.execute(
             "SELECT count(*) FROM findings WHERE campaign = ?", [pack.id]
         ).fetchall()[0][0]
