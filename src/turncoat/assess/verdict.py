@@ -15,8 +15,21 @@ from typing import Any
 import duckdb
 
 from turncoat import __version__
-from turncoat.assess.coverage import Gap, HostCoverage, WindowCheck, check_window, measure
+from turncoat.assess.coverage import (
+    Gap,
+    HostCoverage,
+    WindowCheck,
+    check_window,
+    measure,
+)
 from turncoat.assess.network_coverage import add_network_coverage
+from turncoat.assess.triage_facts import (
+    browser_exposure,
+    exposure_remediation,
+    fleet_anomalies,
+    pbx_builds,
+    triage_hosts,
+)
 from turncoat.detect.killchain import condition_sql
 from turncoat.intel.pack import Pack, iso
 from turncoat.store.schema import (
@@ -267,7 +280,8 @@ def assess(con: duckdb.DuckDBPyConnection, packs: list[Pack], manifest: dict[str
     blind = {p.id: version_blind_hosts(con, p, p.window[0], min(p.window[1], last_event or p.window[1]))
              for p in packs}
     hosts_out = []
-    for host in sorted(set(coverage) | set(findings)):
+    exposure = browser_exposure(con)
+    for host in sorted(set(coverage) | set(findings) | triage_hosts(con)):
         rows = findings.get(host, [])
         campaigns = [_campaign(p, rows, coverage.get(host), last_event, paths, host in blind[p.id]) for p in packs]
         worst = max(campaigns, key=lambda c: (verdict_rank(c["stage"]), CONFIDENCES.index(c["confidence"])))
@@ -280,6 +294,9 @@ def assess(con: duckdb.DuckDBPyConnection, packs: list[Pack], manifest: dict[str
                                       e["line"] or 0, e["view"], e["field"], str(e["value"])))
         cov = coverage.get(host)
         remediation = pack.remediation(worst["stage"])
+        if worst["stage"] == "data-stolen" and exposure.get(host):
+            steps = exposure_remediation(exposure[host])
+            remediation = {lang: remediation.get(lang, []) + steps[lang] for lang in ("en", "fr")}
         if worst["stage"] == "no-evidence":
             remediation["en"] = remediation["en"] + [f"Collect: {m}" for m in window.missing[:1]]
             remediation["fr"] = remediation["fr"] + [f"À collecter : {m}" for m in window.missing_fr[:1]]
@@ -314,6 +331,7 @@ def assess(con: duckdb.DuckDBPyConnection, packs: list[Pack], manifest: dict[str
             "evidence": evidence[:MAX_EVIDENCE_PER_HOST],
             "evidence_total": sum(c["evidence_total"] for c in campaigns),
             "sigma": sigma.get(host, []),
+            "browser_profiles": exposure.get(host, []),
             "remediation": remediation,
         })
     by_verdict = {v: sum(1 for h in hosts_out if h["verdict"] == v) for v in VERDICTS}
@@ -345,6 +363,8 @@ def assess(con: duckdb.DuckDBPyConnection, packs: list[Pack], manifest: dict[str
             "exit_code": exit_code(hosts_out),
         },
         "hosts": hosts_out,
+        "pbx_update_folders": pbx_builds(con, packs),
+        "fleet_anomalies": fleet_anomalies(con),
         "evidence_files": [
             {"evidence_id": i.get("evidence_id"), "path": i["path"], "sha256": i.get("sha256"),
              "reader": i.get("reader"), "status": i.get("status"), "records": i.get("records", 0),

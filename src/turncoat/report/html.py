@@ -231,6 +231,11 @@ def _host_view(host: dict[str, Any], index: int, axis: Axis, report: dict[str, A
              "last": fmt_ts(r.get("last"), lang, tz), "false_positive": bool(r.get("false_positive")),
              "note": (r.get("note_fr") if lang == "fr" else None) or r.get("note")}
             for r in host.get("sigma") or []],
+        "browsers": [
+            {"browser": b.get("browser"), "profile": b.get("profile"), "user": b.get("user"),
+             "holds": ", ".join(b.get("holds") or []), "domains": b.get("history_domains"),
+             "last_visit": fmt_ts(b.get("last_visit"), lang, tz), "copies": b.get("history_copies") or 0}
+            for b in host.get("browser_profiles") or []],
     }
 
 
@@ -244,6 +249,16 @@ def _case(report: dict[str, Any], lang: str, tz: str) -> dict[str, Any]:
         "span": t("case.span", lang).format(start=fmt_ts(case.get("first_event"), lang, tz),
                                             end=fmt_ts(case.get("last_event"), lang, tz)),
         "campaigns": [_campaign(campaign, lang, tz) for campaign in report.get("campaigns") or []],
+        "pbx": [
+            {"host": b.get("host"), "file": b.get("file"), "version": b.get("version"),
+             "build": label("build", str(b.get("build")), lang), "trojanized": b.get("build") == "trojanized",
+             "reason": b.get("reason"), "sha256": b.get("sha256")}
+            for b in report.get("pbx_update_folders") or []],
+        "fleet": [
+            {"file": a.get("file"), "place": a.get("place"), "version": a.get("version"),
+             "variants": [{"sha256": v.get("sha256"), "hosts": ", ".join(v.get("hosts") or [])}
+                          for v in a.get("variants") or []]}
+            for a in report.get("fleet_anomalies") or []],
         "files": [
             {"path": f.get("path"), "reader": f.get("reader"),
              "records": fmt_int(int(f.get("records") or 0), lang),
