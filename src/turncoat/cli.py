@@ -57,7 +57,8 @@ class UsageError(Exception):
 
 
 Evidence = Annotated[list[Path], typer.Argument(
-    help="Evidence files or folders (EVTX, JSON exports, Zeek, Suricata, DNS, proxy, firewall and DHCP logs, archives).")]
+    help="Evidence files or folders (EVTX, JSON exports, Zeek, Suricata, DNS, proxy, firewall and DHCP logs, archives, "
+    "triage collections: KAPE, Velociraptor, copied volumes and folders).")]
 CaseOpt = Annotated[Path, typer.Option("--output", "-o", help="Case folder to create or add to.")]
 CaseArg = Annotated[Path, typer.Argument(help="Case folder.")]
 PackOpt = Annotated[list[str] | None, typer.Option("--pack", help="Pack id or folder (repeatable); default: all shipped packs.")]
@@ -79,7 +80,16 @@ def _progress() -> Progress:
     )
 
 
-def _ingest(evidence: list[Path], case_dir: Path, workers: int, source_tz: list[str] | None = None) -> None:
+YaraOpt = Annotated[list[Path] | None, typer.Option(
+    "--yara", help="Also scan triage collections' files with these YARA rule files or folders (repeatable); "
+    "packs bring their own.")]
+
+
+def _ingest(evidence: list[Path], case_dir: Path, workers: int, source_tz: list[str] | None = None,
+            yara: list[Path] | None = None) -> None:
+    for path in yara or []:
+        if not path.exists():
+            raise UsageError(f"no YARA rules at {path}")
     try:
         zones = parse_source_zones(source_tz or [], set(NET_FORMATS))
     except ZoneError as exc:
@@ -90,7 +100,8 @@ def _ingest(evidence: list[Path], case_dir: Path, workers: int, source_tz: list[
         def advance(item: str, done: int, total: int) -> None:
             progress.update(task, completed=done, total=total, item=item[-60:])
 
-        result = pipeline.ingest(evidence, case_dir, workers=workers, progress=advance, source_tz=zones)
+        result = pipeline.ingest(evidence, case_dir, workers=workers, progress=advance, source_tz=zones,
+                                 yara_rules=yara)
     for message in result.messages[:MAX_MESSAGES]:
         err.print(f"[yellow]![/yellow] {escape(message)}", markup=True, highlight=False, soft_wrap=True)
     if len(result.messages) > MAX_MESSAGES:
@@ -101,13 +112,15 @@ def _ingest(evidence: list[Path], case_dir: Path, workers: int, source_tz: list[
     err.print(f"ingested {result.new_items} new item(s), {result.skipped} already in the case, "
               f"{records} records in {case_dir}")
     if not any(i.get("status") == "read" for i in items):
-        raise UsageError(f"nothing readable in {', '.join(map(str, evidence))}: no event or network log was recognised")
+        raise UsageError(f"nothing readable in {', '.join(map(str, evidence))}: no event log, network log or "
+                         "triage collection was recognised")
 
 
 @app.command()
-def ingest(evidence: Evidence, output: CaseOpt, workers: WorkersOpt = 2, source_tz: SourceTzOpt = None) -> None:
+def ingest(evidence: Evidence, output: CaseOpt, workers: WorkersOpt = 2, source_tz: SourceTzOpt = None,
+           yara: YaraOpt = None) -> None:
     """Read evidence into a case store (Parquet + DuckDB) and write its manifest."""
-    _ingest(evidence, output, workers, source_tz)
+    _ingest(evidence, output, workers, source_tz, yara)
 
 
 SigmaOpt = Annotated[list[Path] | None, typer.Option(
@@ -151,11 +164,11 @@ def report(case: CaseArg, format: FormatOpt = "html,json,csv", lang: LangOpt = "
 @app.command()
 def hunt(evidence: Evidence, output: CaseOpt, pack: PackOpt = None, format: FormatOpt = "html,json,csv",
          lang: LangOpt = "en", tz: TzOpt = "UTC", detail: DetailOpt = False, redact: RedactOpt = False,
-         workers: WorkersOpt = 2, source_tz: SourceTzOpt = None, sigma: SigmaOpt = None,
+         workers: WorkersOpt = 2, source_tz: SourceTzOpt = None, sigma: SigmaOpt = None, yara: YaraOpt = None,
          open_: Annotated[bool, typer.Option("--open", help="Open the HTML report.")] = False) -> None:
     """Ingest → detect → assess → report, in one command."""
     sigma = _sigma_paths(sigma)
-    _ingest(evidence, output, workers, source_tz)
+    _ingest(evidence, output, workers, source_tz, yara)
     pipeline.detect(output, pack, sigma)
     report_doc = pipeline.assess(output, pack)
     written = pipeline.write_reports(output, report_doc, formats=format, lang=lang, tz=tz, detail=detail, redact=redact)
@@ -173,8 +186,22 @@ def query(case: CaseArg, sql: Annotated[str, typer.Argument(help="SQL over the c
 
 
 @app.command()
+def timeline(case: CaseArg,
+             host: Annotated[list[str] | None, typer.Option("--host", help="Only this host (repeatable).")] = None,
+             jsonl: Annotated[Path | None, typer.Option("--jsonl", help="Write a Timesketch-ready JSONL file.")] = None,
+             limit: Annotated[int, typer.Option("--limit", help="Rows shown on screen.")] = 200) -> None:
+    """The machines' story as their triage collections tell it: runs, installs, tasks, detections, files."""
+    rows = pipeline.triage_timeline(case, host or [])
+    if jsonl:
+        pipeline.write_triage_timeline(rows, jsonl)
+        err.print(f"{len(rows)} timeline rows written to {jsonl}", highlight=False, soft_wrap=True)
+        return
+    pipeline.print_triage_timeline(rows, out, limit)
+
+
+@app.command()
 def simulate(output: Annotated[Path, typer.Argument(help="Folder to write the synthetic evidence to.")],
-             scenario: Annotated[str, typer.Option("--scenario", help="office, clean, blind, aftermath or netonly.")] = "office",
+             scenario: Annotated[str, typer.Option("--scenario", help="office, clean, blind, aftermath, netonly or triage.")] = "office",
              scale: Annotated[int, typer.Option("--scale", min=1, help="Multiply the office N times.")] = 1,
              seed: Annotated[int, typer.Option("--seed")] = 7) -> None:
     """Write a synthetic small office's evidence and its ground truth (for demos, tests, benchmarks)."""

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from turncoat.assess.verdict import assess as build_report
@@ -21,7 +22,6 @@ from turncoat.ingest import IngestResult, Progress
 from turncoat.ingest import ingest as ingest_items
 from turncoat.intel.pack import Pack, find_pack, load_pack, load_packs
 from turncoat.store.case import Case, dump_json, write_atomic
-
 
 if TYPE_CHECKING:  # Sigma modules load only when Sigma runs
     from turncoat.detect.sigma.engine import Filters
@@ -44,9 +44,50 @@ def packs(names: list[str] | None) -> list[Pack]:
 
 
 def ingest(evidence: list[Path], case_dir: Path, workers: int = 2, progress: Progress | None = None,
-           source_tz: dict[str, str] | None = None) -> IngestResult:
+           source_tz: dict[str, str] | None = None, yara_rules: list[Path] | None = None) -> IngestResult:
     paths = [Path(p) for p in evidence]
-    return ingest_items(paths, Case(Path(case_dir)), workers=workers, progress=progress, source_tz=source_tz)
+    return ingest_items(paths, Case(Path(case_dir)), workers=workers, progress=progress, source_tz=source_tz,
+                        yara_rules=yara_rules)
+
+
+TIMELINE_COLUMNS = ("ts", "host", "artifact", "action", "subject", "detail", "evidence_id", "seq", "source_path")
+
+
+def triage_timeline(case_dir: Path, hosts: list[str]) -> list[dict[str, Any]]:
+    """Every dated triage fact of the case (or of `hosts`), oldest first."""
+    con = _case(case_dir).connect(read_only=True)
+    try:
+        where = f"WHERE host IN ({', '.join('?' for _ in hosts)})" if hosts else ""
+        rows = con.execute(f"SELECT * FROM triage_timeline {where} ORDER BY ts NULLS LAST, host, artifact, seq",
+                           [h.lower() for h in hosts]).fetchall()
+    finally:
+        con.close()
+    return [dict(zip(TIMELINE_COLUMNS, row)) for row in rows]
+
+
+def write_triage_timeline(rows: list[dict[str, Any]], path: Path) -> None:
+    """Timesketch JSONL: `message`, `datetime`, `timestamp_desc` and the row's own fields."""
+    with Path(path).open("wb") as handle:
+        for row in rows:
+            if row["ts"] is None:
+                continue
+            doc = {**row, "datetime": row["ts"].isoformat(), "timestamp_desc": f"{row['artifact']} {row['action']}",
+                   "message": f"[{row['host']}] {row['action']} {row['subject'] or ''} {row['detail'] or ''}".strip()}
+            doc["ts"] = doc["datetime"]
+            handle.write(orjson.dumps(doc) + b"\n")
+
+
+def print_triage_timeline(rows: list[dict[str, Any]], console: Console, limit: int) -> None:
+    table = Table(box=None)
+    for name, wrap in (("time (UTC)", False), ("host", False), ("artifact", False), ("action", False),
+                       ("subject", True), ("detail", True)):
+        table.add_column(name, no_wrap=not wrap, overflow="fold")
+    for row in rows[:limit]:
+        table.add_row(row["ts"].strftime("%Y-%m-%d %H:%M:%S") if row["ts"] else "—", row["host"], row["artifact"],
+                      row["action"] or "", escape(str(row["subject"] or "")), escape(str(row["detail"] or ""))[:120])
+    console.print(table)
+    if len(rows) > limit:
+        console.print(f"… {len(rows) - limit} more rows (--limit, or --jsonl FILE for all)")
 
 
 def detect(case_dir: Path, pack_names: list[str] | None, sigma_rules: list[Path] | None = None) -> dict[str, int]:
@@ -164,11 +205,12 @@ def query(case_dir: Path, sql: str, console: Console, format: str = "table", lim
 
 
 def simulate(output: Path, scenario: str, scale: int, seed: int) -> dict[str, Any]:
-    from turncoat.simulate import SCENARIOS
+    from turncoat.simulate import SCENARIOS, TRIAGE_SCENARIOS
     from turncoat.simulate import simulate as run_simulation
 
-    if scenario not in SCENARIOS:
-        raise CaseError(f"unknown scenario `{scenario}` (known: {', '.join(sorted(SCENARIOS))})")
+    known = {**SCENARIOS, **TRIAGE_SCENARIOS}
+    if scenario not in known:
+        raise CaseError(f"unknown scenario `{scenario}` (known: {', '.join(sorted(known))})")
     try:
         return run_simulation(Path(output), scenario=scenario, scale=scale, seed=seed)
     except FileExistsError as exc:

@@ -4,7 +4,7 @@ It gives the detection pipeline evidence whose truth is known: every scenario wr
 logs a collector would have shipped, plus `ground-truth.json` with each host's verdict and key times.
 A scenario with an office network also writes `evidence/network/` (Zeek sensor, the DNS server's debug
 log, the proxy's access log), consistent with the hosts' own events; a network-only scenario writes
-nothing else. Output is deterministic (same arguments, same bytes): all randomness is seeded, nothing
+nothing else. The `triage` scenario writes KAPE-style collections instead (simulate/triage.py). Output is deterministic (same arguments, same bytes): all randomness is seeded, nothing
 reads the clock.
 
     from turncoat.simulate import simulate
@@ -23,8 +23,12 @@ from .host import simulate_host
 
 #: Scenario name -> one-line description.
 SCENARIOS: dict[str, str] = dict(scenarios.DESCRIPTIONS)
+#: Scenarios that write triage collections (simulate/triage.py) instead of event logs.
+TRIAGE_SCENARIOS: dict[str, str] = {
+    "triage": ("KAPE triage collections of four hosts with no event logs (hives, Amcache, Prefetch, the 3CX app "
+               "folder, Chrome profiles) and the office PBX's client update folder")}
 
-__all__ = ["SCENARIOS", "simulate"]
+__all__ = ["SCENARIOS", "TRIAGE_SCENARIOS", "simulate"]
 
 
 def simulate(out: Path, scenario: str = "office", scale: int = 1, seed: int = 7) -> dict[str, Any]:
@@ -35,6 +39,10 @@ def simulate(out: Path, scenario: str = "office", scale: int = 1, seed: int = 7)
     ValueError for an unknown scenario, and FileExistsError if `out/evidence` already holds files (a
     leftover host from another run would silently join the evidence).
     """
+    if scenario in TRIAGE_SCENARIOS:
+        from turncoat.simulate.triage import simulate_triage
+
+        return simulate_triage(Path(out))
     specs = scenarios.hosts(scenario, scale)
     span = scenarios.span(scenario)
     endpoint = scenarios.endpoint(scenario)
