@@ -144,3 +144,20 @@ def test_xz_files_are_unpacked_within_the_archive_bounds(tmp_path: Path) -> None
     assert members[0].path.read_bytes().startswith(b"regf")
     members, problems = walker.expand(EvidenceItem(str(bomb), bomb), XZ)
     assert not members and "ratio" in problems[0].message
+
+
+def test_unsigned_windows_files_are_marked_catalog_signed(tmp_path: Path) -> None:
+    from turncoat.simulate.pe_file import build_pe
+    from turncoat.store.case import Case
+
+    pe = build_pe({"CompanyName": "Microsoft Corporation", "FileVersion": "10.0.1"}, "10.0.1", dll=True)
+    root = tmp_path / "kape" / "PC1"
+    _touch(root, "C", "Windows", "System32", "kernelbase.dll", data=pe)
+    _touch(root, "C", "Users", "a", "Downloads", "tool.dll", data=pe)
+    pipeline.ingest([tmp_path / "kape"], tmp_path / "case")
+    con = Case(tmp_path / "case").connect(read_only=True)
+    try:
+        status = dict(con.execute('SELECT "file.name", "code_signature.status" FROM tri_file').fetchall())
+    finally:
+        con.close()
+    assert status == {"kernelbase.dll": "catalog-signed?", "tool.dll": "unsigned"}

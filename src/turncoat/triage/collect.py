@@ -39,6 +39,7 @@ COPY_SPAN_SECONDS = 600
 
 Progress = Callable[[str, int, int], None]
 MACOS_PREFERENCES = "/Library/Preferences/SystemConfiguration/preferences.plist"
+WINDOWS_FOLDER = re.compile(r"^[a-z]:\\windows\\", re.IGNORECASE)
 TRANSACTION_LOG = re.compile(r"\.log\d*$")
 
 
@@ -273,7 +274,9 @@ class CollectionReader:
             row["ts"] = row["file.created"] or row["file.modified"]
         if digests.size <= MAX_PARSE_BYTES:
             if is_pe(head):
-                row.update(inspect_pe(item.path, issues))
+                # Windows' own files are mostly signed through catalogs, which a file-only check cannot
+                # see: unsigned there means "catalog-signed?", not "unsigned"
+                row.update(inspect_pe(item.path, issues, system_file=bool(WINDOWS_FOLDER.match(item.machine_path))))
             elif is_macho(head):
                 row.update(inspect_macho(item.path, issues))
             elif head[:4] == b"\x00\x00\x01\x00":
