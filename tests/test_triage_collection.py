@@ -4,6 +4,7 @@ ground truth says, and the real collections under the shared data ingest as the 
 from __future__ import annotations
 
 import json
+import shutil
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -19,6 +20,12 @@ from turncoat.store.case import Case
 def triage_case(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, dict]:
     out = tmp_path_factory.mktemp("triage-sim")
     truth = simulate(out, scenario="triage")
+    # SRUM is not simulated (no ESE writer): a real database joins one machine's collection, where
+    # it must land under that machine and change no verdict (SRUM only corroborates)
+    srum = shared("artifacts", "dfir-artifact-museum", "win10_APTSimulatorVM", "srum", "SRUDB.dat")
+    target = out / "triage" / "TRI-03" / "C" / "Windows" / "System32" / "sru" / "SRUDB.dat"
+    target.parent.mkdir(parents=True)
+    shutil.copyfile(srum, target)
     case = out / "case"
     result = pipeline.ingest([out / "triage"], case)
     assert result.new_items > 0
@@ -38,6 +45,18 @@ def test_simulated_collections_get_their_verdicts(triage_case) -> None:
         assert got[host["host"]] == host["verdict"], host
     # the PBX holds installers, it does not run the app: it is not called vulnerable for them
     assert got["pbx-01"] == "no-evidence"
+
+
+def test_srum_rows_belong_to_the_collection_that_held_them(triage_case) -> None:
+    case, _, _ = triage_case
+    con = Case(case).connect(read_only=True)
+    try:
+        hosts = con.execute('SELECT host, count(*) FROM tri_srum_net GROUP BY host').fetchall()
+        compressed = con.execute('SELECT count(*) FROM tri_execution WHERE "prefetch.version" = 30').fetchall()
+    finally:
+        con.close()
+    assert hosts == [("tri-03", 96)]  # the museum database's 96 network-usage rows
+    assert compressed[0][0] > 0
 
 
 def test_armed_host_is_dated_from_prefetch(triage_case) -> None:

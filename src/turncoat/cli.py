@@ -206,7 +206,8 @@ def simulate(output: Annotated[Path, typer.Argument(help="Folder to write the sy
              seed: Annotated[int, typer.Option("--seed")] = 7) -> None:
     """Write a synthetic small office's evidence and its ground truth (for demos, tests, benchmarks)."""
     truth = pipeline.simulate(output, scenario, scale, seed)
-    err.print(f"{len(truth['hosts'])} hosts written to {output / 'evidence'}; ground truth in {output / 'ground-truth.json'}")
+    written = output / ("triage" if scenario == "triage" else "evidence")
+    err.print(f"{len(truth['hosts'])} hosts written to {written}; ground truth in {output / 'ground-truth.json'}")
 
 
 @app.command()

@@ -20,6 +20,12 @@ def triage_hosts(con: duckdb.DuckDBPyConnection) -> set[str]:
     return {h for (h,) in con.execute(union).fetchall() if h}
 
 
+def triage_rows(con: duckdb.DuckDBPyConnection) -> int:
+    """Rows the triage readers stored, every table together (files hashed, runs, entries…)."""
+    union = " UNION ALL ".join(f"SELECT count(*) AS n FROM {t}" for t in TRIAGE_TABLES)
+    return int(con.execute(f"SELECT sum(n) FROM ({union})").fetchall()[0][0] or 0)
+
+
 def browser_exposure(con: duckdb.DuckDBPyConnection) -> dict[str, list[dict[str, Any]]]:
     """Per host, its browser profiles: which data they hold (history, cookies, saved logins), how many
     domains the history names, and copies of the history — counts only, never URLs."""

@@ -29,6 +29,7 @@ from turncoat.assess.triage_facts import (
     fleet_anomalies,
     pbx_builds,
     triage_hosts,
+    triage_rows,
 )
 from turncoat.detect.killchain import condition_sql
 from turncoat.intel.pack import Pack, iso
@@ -352,6 +353,7 @@ def assess(con: duckdb.DuckDBPyConnection, packs: list[Pack], manifest: dict[str
             "first_event": iso(first_event),
             "last_event": iso(last_event),
             "network_records": _network_records(con),
+            "triage_rows": triage_rows(con),
             "addresses_attributed": sum(len(v) for v in addresses.values()),
             "shared_addresses": shared,
         },

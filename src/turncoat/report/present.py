@@ -86,6 +86,8 @@ def case_facts(report: dict[str, Any], lang: str) -> list[str]:
     ]
     if case.get("network_records"):
         facts.append(pair(t("case.network_records", lang), number("network_records"), lang))
+    if case.get("triage_rows"):
+        facts.append(pair(t("case.triage_rows", lang), number("triage_rows"), lang))
     facts += [
         pair(t("case.duplicates", lang), number("duplicates_collapsed"), lang),
         pair(t("case.errors", lang), number("errors"), lang),

@@ -222,7 +222,7 @@ def write_host(root: Path, host: TriageHost) -> dict[str, Any]:
         loaded += ["C:\\Windows\\System32\\ntdll.dll", "C:\\Windows\\System32\\kernel32.dll"]
         hashed = scca_hash("\\DEVICE\\HARDDISKVOLUME3\\" + exe_path[3:].upper())
         data = build_prefetch(exe_path, list(host.runs), len(host.runs) + 3, loaded, device, VOLUME_SERIAL,
-                              VOLUME_CREATED, prefetch_hash=hashed)
+                              VOLUME_CREATED, prefetch_hash=hashed, compress=True)  # as Windows 10 writes them
         _write(drive / "Windows" / "Prefetch" / prefetch_filename(exe_path, hashed), data, max(host.runs))
     chrome = drive / CHROME.format(user=host.user).replace("\\", "/")
     _history(chrome / "History", _visits(host), COLLECTED)
