@@ -1,6 +1,6 @@
 """SRUM, Defender DetectionHistory/MPLog and scheduled-task readers against real third-party data.
 
-Ground truth is from /work/shared/data/artifacts/SOURCES.md (§1 DFIR Artifact Museum, §6 plaso and
+Ground truth is from the shared data's artifacts/SOURCES.md (§1 DFIR Artifact Museum, §6 plaso and
 artemis) and the upstream tests it cites; figures marked "computed" were checked by hand against
 the bytes (hex dumps) while writing these readers.
 """
