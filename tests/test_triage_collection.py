@@ -4,6 +4,7 @@ ground truth says, and the real collections under the shared data ingest as the 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -45,6 +46,10 @@ def test_simulated_collections_get_their_verdicts(triage_case) -> None:
         assert got[host["host"]] == host["verdict"], host
     # the PBX holds installers, it does not run the app: it is not called vulnerable for them
     assert got["pbx-01"] == "no-evidence"
+    # names from the hives: the computer name and the SOFTWARE hive's MachineGuid
+    aliases = _host(report, "tri-02")["aliases"]
+    assert "TRI-02" in aliases
+    assert any(re.fullmatch(r"[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}", a) for a in aliases), aliases
 
 
 def test_srum_rows_belong_to_the_collection_that_held_them(triage_case) -> None:

@@ -83,7 +83,7 @@ def _sigma_by_host(con: duckdb.DuckDBPyConnection) -> dict[str, list[dict[str, A
 def _aliases(con: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:
     out: dict[str, list[str]] = defaultdict(list)
     for host, alias in con.execute(
-        "SELECT DISTINCT host, Computer FROM win_events WHERE host IS NOT NULL AND Computer IS NOT NULL ORDER BY 1, 2"
+        "SELECT DISTINCT host, alias FROM host_aliases ORDER BY 1, 2"  # event logs' names and triage's
     ).fetchall():
         out[host].append(alias)
     return out

@@ -30,6 +30,7 @@ from turncoat.triage.layout import CollectedFile, Collection
 from turncoat.triage.macho import inspect_macho, is_macho
 from turncoat.triage.pbx import pbx_row
 from turncoat.triage.pe import inspect_pe, is_pe
+from turncoat.triage.yara_scan import scan_file
 
 HEAD = 4096
 # Files this large are hashed but not parsed or scanned (an Electron app's executable is ~150 MB)
@@ -149,6 +150,7 @@ class CollectionReader:
         self.hives: dict[Path, registry.HiveFacts] = {}
         self.hive_issues: dict[Path, IssueLog] = {}
         self.notes: dict[str, list[str]] = {}  # per file: what the reader did that the analyst should know
+        self.aliases: list[tuple[str, str]] = []  # names from the collection itself, stored with its first file
 
     def read(self) -> CollectionResult:
         files = self.collection.files
@@ -181,7 +183,6 @@ class CollectionReader:
     def _identify(self, files: list[CollectedFile]) -> None:
         """Hives are read first: SYSTEM names the machine for every other row."""
         name = None
-        aliases: list[tuple[str, str]] = []
         for item in files:
             if artifact_kind(_head(item.path), item.machine_path) != "registry":
                 continue
@@ -189,39 +190,37 @@ class CollectionReader:
             facts = registry.read_hive(item.path, issues, self.scratch, user=_user_of(item.machine_path))
             self.hives[item.path] = facts
             self.hive_issues[item.path] = issues
-            aliases.extend(facts.aliases)
             if facts.kind == "system" and facts.facts.get("computer_name") and not name:
                 name = facts.facts["computer_name"]
         for item in files if not name else []:
             if item.machine_path.lower() == MACOS_PREFERENCES.lower():
                 name = macos.computer_name(item.path)
                 if name:
-                    aliases.append((name, "name"))
+                    self.aliases.append((name, "name"))
         if name:
             self.result.host = host_key(name) or self.result.host
-        hint = host_key(self.collection.host_hint)
-        self.aliases = [(alias, kind) for alias, kind in aliases if alias]
-        if hint and hint != self.result.host:
+        if host_key(self.collection.host_hint) != self.result.host:
             self.aliases.append((self.collection.host_hint, "collection"))
 
     # --- one file ---------------------------------------------------------------------------------
 
     def _read_file(self, item: CollectedFile, digests: Digests | None, error: str | None, preserved: bool) -> None:
         display = safe_text(item.display)
-        if digests is None:
-            self.result.entries.append({"path": display, "status": "unreadable", "reader": "file",
-                                        "issues": [{"message": error or "cannot read"}], "issue_count": 1,
-                                        "records": 0, "host": self.result.host})
-            return
-        key = f"{self.result.host}|{item.machine_path.lower()}|{digests.sha256}"
+        key = f"{self.result.host}|{item.machine_path.lower()}|{digests.sha256 if digests else 'unreadable'}"
         evidence_id = hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()[:16]
         if evidence_id in self.known:
             return
         self.known.add(evidence_id)
+        if digests is None:
+            self.result.entries.append({"evidence_id": evidence_id, "path": display, "status": "unreadable",
+                                        "reader": "file", "issues": [{"message": error or "cannot read"}],
+                                        "issue_count": 1, "records": 0, "host": self.result.host,
+                                        "machine_path": safe_text(item.machine_path)})
+            return
         head = _head(item.path)
         kind = artifact_kind(head, item.machine_path) if digests.size <= MAX_PARSE_BYTES else "file"
         issues = self.hive_issues.get(item.path) or IssueLog()
-        emit = self._emitter(evidence_id, item.machine_path, kind)
+        emit = self._emitter(evidence_id, item.machine_path)
         try:
             stat = item.path.stat()
         except OSError as exc:
@@ -232,6 +231,9 @@ class CollectionReader:
         # an installer waiting in a PBX's update folder is not installed on the PBX: it stays out of
         # the host's file evidence, and the PBX section of the report says what it is
         emit("tri_file", file_row, "pbx-update" if pbx is not None else "file")
+        for alias, alias_kind in self.aliases:
+            emit("tri_host", {"alias": alias, "kind": alias_kind}, "host")
+        self.aliases = []
         try:
             self._parse(kind, item, issues, emit, file_row)
         except (OSError, MemoryError) as exc:
@@ -239,8 +241,6 @@ class CollectionReader:
         if pbx is not None:
             emit("tri_pbx", pbx, "pbx")
         if self.yara_rules is not None and digests.size <= MAX_PARSE_BYTES:
-            from turncoat.triage.yara_scan import scan_file
-
             for match in scan_file(self.yara_rules, item.path, MAX_PARSE_BYTES, issues):
                 match["file.path"] = item.machine_path
                 match["file.hash.sha256"] = digests.sha256
@@ -254,7 +254,7 @@ class CollectionReader:
             **({"notes": self.notes[str(item.path)]} if self.notes.get(str(item.path)) else {}),
         })
 
-    def _emitter(self, evidence_id: str, machine_path: str, kind: str) -> Callable[[str, Row, str], None]:
+    def _emitter(self, evidence_id: str, machine_path: str) -> Callable[[str, Row, str], None]:
         def emit(table: str, row: Row, artifact: str) -> None:
             self.writer.add(table, row, evidence_id=evidence_id, host=self.result.host,
                             source_path=machine_path, artifact=artifact)
@@ -293,8 +293,9 @@ class CollectionReader:
                 for row in rows:
                     emit(table, row, row.get("artifact") or facts.kind)
             self.notes.setdefault(str(item.path), []).extend(facts.notes)
-            for alias, alias_kind in self.aliases if facts.kind in ("system", "software") else []:
-                emit("tri_host", {"alias": alias, "kind": alias_kind}, "host")
+            for alias, alias_kind in facts.aliases:
+                if alias:
+                    emit("tri_host", {"alias": alias, "kind": alias_kind}, "host")
         elif kind == "prefetch":
             created = file_row.get("file.created") if file_row.get("file.times_preserved") else None
             for row in prefetch.read_prefetch(item.path, issues):
