@@ -13,6 +13,7 @@ from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
+import orjson
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -183,6 +184,22 @@ def query(case: CaseArg, sql: Annotated[str, typer.Argument(help="SQL over the c
           limit: Annotated[int, typer.Option("--limit", help="Rows shown in table format.")] = 100) -> None:
     """Run SQL over the case store (tables: win_events, findings; ECS views: ecs_process, ecs_dns …)."""
     pipeline.query(case, sql, out, format=format, limit=limit)
+
+
+@app.command()
+def beacons(case: CaseArg,
+            json_out: Annotated[Path | None, typer.Option("--json", help="Write every ranked series as JSON.")] = None,
+            show_all: Annotated[bool, typer.Option("--all", help="Also show series below the candidate score "
+                                                   "and those explained as benign.")] = False,
+            limit: Annotated[int, typer.Option("--limit", help="Rows shown on screen.")] = 50,
+            rescore: Annotated[bool, typer.Option("--rescore", help="Score again instead of reading what "
+                                                  "detect stored.")] = False) -> None:
+    """Ranked beacon candidates: series of connections, requests or lookups that repeat on a rhythm."""
+    rows = pipeline.beacons(case, rescore)
+    if json_out:
+        json_out.write_bytes(orjson.dumps(rows, option=orjson.OPT_INDENT_2 | orjson.OPT_NAIVE_UTC) + b"\n")
+        err.print(f"{len(rows)} series written to {json_out}", highlight=False, soft_wrap=True)
+    pipeline.print_beacons(rows, out, limit, show_all)
 
 
 @app.command()

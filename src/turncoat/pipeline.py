@@ -50,6 +50,49 @@ def ingest(evidence: list[Path], case_dir: Path, workers: int = 2, progress: Pro
                         yara_rules=yara_rules)
 
 
+def beacons(case_dir: Path, rescore: bool = False) -> list[dict[str, Any]]:
+    """The case's ranked beacon series (suppressed ones included, marked), from the `beacons` table
+    that `detect` writes; scored now if `detect` has not run or `rescore` asks."""
+    from turncoat.detect.beacon import BEACON_COLUMNS, run_beacons
+
+    con = _case(case_dir).connect()
+    try:
+        tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        if rescore or "beacons" not in tables:
+            run_beacons(con)
+        names = list(BEACON_COLUMNS)
+        rows = con.execute(f"SELECT {', '.join(chr(34) + n + chr(34) for n in names)} FROM beacons "
+                           "ORDER BY suppressed_by IS NOT NULL, score DESC, host, destination").fetchall()
+    finally:
+        con.close()
+    out = [dict(zip(names, row)) for row in rows]
+    for row in out:
+        row["histogram"] = orjson.loads(row["histogram"]) if row["histogram"] else None
+    return out
+
+
+def print_beacons(rows: list[dict[str, Any]], console: Console, limit: int, show_all: bool) -> None:
+    from turncoat.report.present import period_text
+
+    shown = [r for r in rows if show_all or r["candidate"]]
+    table = Table(box=None)
+    for name, wrap in (("#", False), ("score", False), ("host → destination (process)", True), ("period", False),
+                       ("jitter", False), ("beats", False), ("first seen (UTC)", True), ("hosts", False)):
+        table.add_column(name, no_wrap=not wrap, overflow="fold")
+    for rank, r in enumerate(shown[:limit], 1):
+        series = f"{r['host']} → {r['destination']}" + (f" ({r['process']})" if r["process"] else "")
+        if r["suppressed_by"]:
+            series += f" — benign: {r['suppressed_by']}"
+        table.add_row(str(rank), f"{r['score']:.2f}", escape(series), period_text(r["period_s"]),
+                      "" if r["jitter"] is None else f"{r['jitter']:.0%}", str(r["count"]),
+                      r["first_seen"].strftime("%Y-%m-%d %H:%M") if r["first_seen"] else "",
+                      str(r["hosts_sharing"]))
+    console.print(table)
+    hidden = len(rows) - len(shown)
+    if hidden and not show_all:
+        console.print(f"{hidden} more series below the candidate score or explained as benign (--all shows them)")
+
+
 TIMELINE_COLUMNS = ("ts", "host", "artifact", "action", "subject", "detail", "evidence_id", "seq", "source_path")
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import duckdb
 
 from turncoat import __version__
+from turncoat.assess.beacon_facts import beacon_report
 from turncoat.assess.coverage import (
     Gap,
     HostCoverage,
@@ -282,7 +283,8 @@ def assess(con: duckdb.DuckDBPyConnection, packs: list[Pack], manifest: dict[str
              for p in packs}
     hosts_out = []
     exposure = browser_exposure(con)
-    for host in sorted(set(coverage) | set(findings) | triage_hosts(con)):
+    beacon_summary, beacons_by_host = beacon_report(con)
+    for host in sorted(set(coverage) | set(findings) | triage_hosts(con) | set(beacons_by_host)):
         rows = findings.get(host, [])
         campaigns = [_campaign(p, rows, coverage.get(host), last_event, paths, host in blind[p.id]) for p in packs]
         worst = max(campaigns, key=lambda c: (verdict_rank(c["stage"]), CONFIDENCES.index(c["confidence"])))
@@ -333,6 +335,7 @@ def assess(con: duckdb.DuckDBPyConnection, packs: list[Pack], manifest: dict[str
             "evidence_total": sum(c["evidence_total"] for c in campaigns),
             "sigma": sigma.get(host, []),
             "browser_profiles": exposure.get(host, []),
+            "beacons": beacons_by_host.get(host, []),
             "remediation": remediation,
         })
     by_verdict = {v: sum(1 for h in hosts_out if h["verdict"] == v) for v in VERDICTS}
@@ -365,6 +368,7 @@ def assess(con: duckdb.DuckDBPyConnection, packs: list[Pack], manifest: dict[str
             "exit_code": exit_code(hosts_out),
         },
         "hosts": hosts_out,
+        "beacons": beacon_summary,
         "pbx_update_folders": pbx_builds(con, packs),
         "fleet_anomalies": fleet_anomalies(con),
         "evidence_files": [

@@ -19,8 +19,10 @@ The work is set-based SQL over a contacts table (`host`, `destination`, `process
    - `single`: the share of intervals that are one period (a random series has few),
    - `omission`: the share of beats missing for the intervals to be whole periods,
    - `size`: how alike the beats' byte counts are (when the source has bytes),
-   - `beats`: enough beats to say anything (saturates at `FULL_BEATS`: the score never grows with the
-     raw number of connections or bytes).
+   - `coverage`: for rhythms under five minutes, the share of the span the rhythm holds (a burst of
+     regular clicks inside a browsing session is not a timer),
+   - `beats`: enough beats between gaps to say anything (saturates at `FULL_BEATS`: the score never
+     grows with the raw number of connections or bytes; beats across gaps say nothing of the rhythm).
 """
 
 from __future__ import annotations
@@ -36,6 +38,10 @@ FULL_BEATS = 12          # the beats factor is 1 from here on
 MERGE_S = 10.0           # connections this close are one beat
 GAP_PERIODS = 20         # an interval this many periods long (and over an hour) is the host being off
 CANDIDATE_SCORE = 0.55   # a series scoring this much is shown as a beacon candidate
+# A rhythm faster than this must hold for a good share of the series' span: clicks inside a browsing
+# session are seconds apart and regular, but only for minutes between long gaps; a timer keeps going.
+FAST_PERIOD_S = 300
+FAST_COVERAGE = 0.2
 HISTOGRAM_BINS = 12
 
 
@@ -60,22 +66,23 @@ def score_series(con: duckdb.DuckDBPyConnection, contacts: str, *, min_beats: in
                  weights: Weights = WEIGHTS) -> None:
     """Create the temporary table `beacon_scores`: one row per series with its rhythm and score.
 
-    `contacts` names a table or view with `host`, `destination`, `process`, `ts`, `bytes`."""
+    `contacts` names a table or view with `host`, `destination`, `process`, `ts`, `bytes`; names are
+    compared as given (lower-case them when building it, as contacts.py does)."""
+    # keys are compared as the contacts spell them (contacts.py lower-cases names): normalising here
+    # would cost a string function per row, more than the whole grouping
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE bc_series AS
         SELECT row_number() OVER () AS sid, host, destination, process, n AS connections
-        FROM (SELECT host, lower(rtrim(destination, '.')) AS destination, coalesce(process, '') AS process,
-                     count(*) AS n
-              FROM {contacts}
-              WHERE host IS NOT NULL AND destination IS NOT NULL AND ts IS NOT NULL
-              GROUP BY ALL HAVING count(*) >= {int(min_beats)})""").fetchall()
+        FROM (SELECT host, destination, process, count(ts) AS n FROM {contacts}
+              GROUP BY ALL HAVING count(ts) >= {int(min_beats)})
+        WHERE host IS NOT NULL AND destination IS NOT NULL""").fetchall()
     # one row per beat: connections in the same MERGE_S bucket of a series are one beat
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE bc_beats AS
         SELECT s.sid, min(epoch(c.ts)) AS t, sum(c.bytes) AS b
         FROM {contacts} c
-        JOIN bc_series s ON s.host = c.host AND s.destination = lower(rtrim(c.destination, '.'))
-                        AND s.process = coalesce(c.process, '')
+        JOIN bc_series s ON s.host = c.host AND s.destination = c.destination
+                        AND s.process IS NOT DISTINCT FROM c.process
         WHERE c.ts IS NOT NULL
         GROUP BY s.sid, floor(epoch(c.ts) / {MERGE_S})""").fetchall()
     # intervals between beats; two buckets of one burst are closer than MERGE_S and are not intervals
@@ -108,7 +115,8 @@ def score_series(con: duckdb.DuckDBPyConnection, contacts: str, *, min_beats: in
         WITH per AS (
           SELECT sid, median(d / k) FILTER (WHERE NOT gap) AS period,
                  count(*) FILTER (WHERE NOT gap) AS intervals, count(*) FILTER (WHERE gap) AS gaps,
-                 sum(k) FILTER (WHERE NOT gap) AS periods
+                 sum(k) FILTER (WHERE NOT gap) AS periods,
+                 sum(d) FILTER (WHERE NOT gap) / nullif(sum(d), 0) AS coverage
           FROM bc_fitted GROUP BY sid),
         shape AS (
           SELECT f.sid, avg(CASE WHEN f.k = 1 THEN 1.0 ELSE 0.0 END) FILTER (WHERE NOT f.gap) AS single,
@@ -121,13 +129,15 @@ def score_series(con: duckdb.DuckDBPyConnection, contacts: str, *, min_beats: in
         parts AS (
           SELECT s.sid, s.host, s.destination, nullif(s.process, '') AS process, s.connections, z.beats,
                  to_timestamp(z.first_t) AS first_seen, to_timestamp(z.last_t) AS last_seen,
-                 p.period, p.intervals, p.gaps, sh.single, sh.dispersion,
+                 p.period, p.intervals, p.gaps, p.coverage, sh.single, sh.dispersion,
                  CASE WHEN p.periods > 0 THEN 1.0 - p.intervals / p.periods END AS omission,
                  CASE WHEN z.b_med > 0 THEN z.b_mad / z.b_med END AS size_dispersion
           FROM bc_series s JOIN sizes z USING (sid) JOIN per p USING (sid) JOIN shape sh USING (sid)
           WHERE p.intervals >= 1)
         SELECT *,
-               least(1.0, beats / {FULL_BEATS}.0) * (
+               least(1.0, (intervals + 1) / {FULL_BEATS}.0)
+               * CASE WHEN period < {FAST_PERIOD_S} THEN {_clamp(f'coalesce(coverage, 1.0) / {FAST_COVERAGE}')}
+                      ELSE 1.0 END * (
                  {w.dispersion} * {_clamp('1.0 - coalesce(dispersion, 1.0) / 0.3')}
                + {w.single} * {_clamp('(coalesce(single, 0.0) - 0.15) / 0.45')}
                + {w.omission} * {_clamp('1.0 - coalesce(omission, 1.0) / 0.8')}
@@ -135,7 +145,7 @@ def score_series(con: duckdb.DuckDBPyConnection, contacts: str, *, min_beats: in
                                  ELSE {_clamp('1.0 - size_dispersion')} END
                ) AS score,
                1.0 - coalesce(omission, 1.0) AS regularity
-        FROM parts WHERE beats >= {int(min_beats)}""").fetchall()
+        FROM parts WHERE intervals + 1 >= {int(min_beats)}""").fetchall()
 
 
 def _histogram(con: duckdb.DuckDBPyConnection, sid: int, period: float) -> list[dict[str, Any]]:
@@ -155,8 +165,9 @@ def beacon_candidates(con: duckdb.DuckDBPyConnection, contacts: str, *, min_beat
     they stay in the list, below every unsuppressed series, so nothing is hidden."""
     score_series(con, contacts, min_beats=min_beats, weights=weights)
     sharing = dict(con.execute(
-        f"""SELECT lower(rtrim(destination, '.')), count(DISTINCT host) FROM {contacts}
-            WHERE destination IS NOT NULL GROUP BY 1""").fetchall()) if limit != 0 else {}
+        f"""SELECT destination, count(DISTINCT host) FROM {contacts}
+            WHERE destination IS NOT NULL AND destination IN (SELECT destination FROM beacon_scores)
+            GROUP BY 1""").fetchall()) if limit != 0 else {}
     rows = con.execute(
         "SELECT sid, host, destination, process, score, period, dispersion, regularity, omission, single, "
         "beats, connections, gaps, size_dispersion, first_seen, last_seen FROM beacon_scores "

@@ -47,7 +47,8 @@ def contacts_sql(con: duckdb.DuckDBPyConnection) -> str:
         """SELECT "host.name", "dns.question.name", "process.name", "@timestamp", NULL::BIGINT FROM ecs_dns""",
     ]
     union = " UNION ALL ".join(f"({p})" for p in parts)
-    return f"SELECT * FROM ({union}) WHERE NOT regexp_matches(lower(destination), '{LOCAL_ONLY}')"
+    return (f"SELECT host, rtrim(lower(destination), '.') AS destination, lower(process) AS process, ts, bytes "
+            f"FROM ({union}) WHERE NOT regexp_matches(lower(destination), '{LOCAL_ONLY}')")
 
 
 # Destinations that are the local network talking to itself, never a remote end: multicast and

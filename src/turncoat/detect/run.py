@@ -6,6 +6,7 @@ from pathlib import Path
 
 import duckdb
 
+from turncoat.detect.beacon import run_beacons
 from turncoat.detect.ioc import (
     attribute_findings,
     ioc_findings_queries,
@@ -43,4 +44,5 @@ def run_detection(con: duckdb.DuckDBPyConnection, packs: list[Pack],
             "SELECT count(*) FROM findings WHERE campaign = ?", [pack.id]
         ).fetchall()[0][0]
     attribute_findings(con)
+    run_beacons(con)  # IOC-free: every pack's hosts and every other host alike
     return counts

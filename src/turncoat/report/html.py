@@ -36,7 +36,7 @@ from turncoat.report.i18n import (
     tn,
     zone,
 )
-from turncoat.report.present import case_facts, display_value
+from turncoat.report.present import case_facts, display_value, period_text
 from turncoat.report.present import colours as _colours
 from turncoat.report.present import rank as _rank
 from turncoat.report.redact import defang
@@ -231,12 +231,26 @@ def _host_view(host: dict[str, Any], index: int, axis: Axis, report: dict[str, A
              "last": fmt_ts(r.get("last"), lang, tz), "false_positive": bool(r.get("false_positive")),
              "note": (r.get("note_fr") if lang == "fr" else None) or r.get("note")}
             for r in host.get("sigma") or []],
+        "beacons": [_beacon(b, lang, tz) for b in host.get("beacons") or []],
         "browsers": [
             {"browser": b.get("browser"), "profile": b.get("profile"), "user": b.get("user"),
              "holds": ", ".join(b.get("holds") or []), "domains": b.get("history_domains"),
              "last_visit": fmt_ts(b.get("last_visit"), lang, tz), "copies": b.get("history_copies") or 0}
             for b in host.get("browser_profiles") or []],
     }
+
+
+def _beacon(b: dict[str, Any], lang: str, tz: str) -> dict[str, Any]:
+    """A beacon candidate's row, with its inter-beat histogram as SVG bars (x in half-periods)."""
+    bins = b.get("histogram") or []
+    top = max((h["count"] for h in bins), default=0) or 1
+    bars = [{"x": i * 10, "h": round(28 * h["count"] / top, 1), "count": h["count"],
+             "label": f"{h['from_periods']:g}–{h['from_periods'] + 0.5:g}"} for i, h in enumerate(bins)]
+    return {"destination": b.get("destination"), "process": b.get("process"), "score": f"{b.get('score', 0):.2f}",
+            "period": period_text(b.get("period_s")),
+            "jitter": "" if b.get("jitter") is None else f"{b['jitter']:.0%}", "beats": b.get("count"),
+            "first": fmt_ts(b.get("first_seen"), lang, tz), "last": fmt_ts(b.get("last_seen"), lang, tz),
+            "hosts_sharing": b.get("hosts_sharing"), "bars": bars}
 
 
 def _case(report: dict[str, Any], lang: str, tz: str) -> dict[str, Any]:

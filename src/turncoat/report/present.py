@@ -93,3 +93,14 @@ def case_facts(report: dict[str, Any], lang: str) -> list[str]:
         pair(t("case.errors", lang), number("errors"), lang),
     ]
     return facts
+
+
+def period_text(seconds: float | None) -> str:
+    """A beacon period the way people say it: seconds, minutes or hours."""
+    if seconds is None:
+        return ""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
