@@ -280,5 +280,7 @@ def test_office_evidence_merges_endpoint_and_network_rows(office: tuple[dict, di
     for host in merged:
         times = [e["ts"] for e in host["evidence"] if e["ts"]]
         assert times == sorted(times)
-        contact = [e["ts"] for e in host["evidence"] if e["stage"] == "c2-contact" and e["ts"]]
+        # the host's first C2 is its headline campaign's (3cx-2023 here); a generic campaign has its own
+        contact = [e["ts"] for e in host["evidence"] if e["stage"] == "c2-contact" and e["ts"]
+                   and e["campaign"] == "3cx-2023"]
         assert host["first_c2"] == min(contact)

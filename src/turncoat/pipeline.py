@@ -62,7 +62,8 @@ def beacons(case_dir: Path, rescore: bool = False) -> list[dict[str, Any]]:
             run_beacons(con)
         names = list(BEACON_COLUMNS)
         rows = con.execute(f"SELECT {', '.join(chr(34) + n + chr(34) for n in names)} FROM beacons "
-                           "ORDER BY suppressed_by IS NOT NULL, score DESC, host, destination").fetchall()
+                           "ORDER BY suppressed_by IS NOT NULL, NOT candidate, established, score DESC, host, "
+                           "destination").fetchall()
     finally:
         con.close()
     out = [dict(zip(names, row)) for row in rows]
@@ -83,6 +84,8 @@ def print_beacons(rows: list[dict[str, Any]], console: Console, limit: int, show
         series = f"{r['host']} → {r['destination']}" + (f" ({r['process']})" if r["process"] else "")
         if r["suppressed_by"]:
             series += f" — benign: {r['suppressed_by']}"
+        elif r["established"]:
+            series += " — since the logs began"
         table.add_row(str(rank), f"{r['score']:.2f}", escape(series), period_text(r["period_s"]),
                       "" if r["jitter"] is None else f"{r['jitter']:.0%}", str(r["count"]),
                       r["first_seen"].strftime("%Y-%m-%d %H:%M") if r["first_seen"] else "",
@@ -248,10 +251,10 @@ def query(case_dir: Path, sql: str, console: Console, format: str = "table", lim
 
 
 def simulate(output: Path, scenario: str, scale: int, seed: int) -> dict[str, Any]:
-    from turncoat.simulate import SCENARIOS, TRIAGE_SCENARIOS
+    from turncoat.simulate import GENERIC_SCENARIOS, SCENARIOS, TRIAGE_SCENARIOS
     from turncoat.simulate import simulate as run_simulation
 
-    known = {**SCENARIOS, **TRIAGE_SCENARIOS}
+    known = {**SCENARIOS, **TRIAGE_SCENARIOS, **GENERIC_SCENARIOS}
     if scenario not in known:
         raise CaseError(f"unknown scenario `{scenario}` (known: {', '.join(sorted(known))})")
     try:

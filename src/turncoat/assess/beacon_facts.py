@@ -10,6 +10,7 @@ import duckdb
 from turncoat.intel.pack import iso
 
 MAX_IN_REPORT = 50
+MAX_PER_HOST = 10
 
 
 def beacon_report(con: duckdb.DuckDBPyConnection) -> tuple[dict[str, Any], dict[str, list[dict[str, Any]]]]:
@@ -21,11 +22,12 @@ def beacon_report(con: duckdb.DuckDBPyConnection) -> tuple[dict[str, Any], dict[
     rows = con.execute(
         """SELECT host, destination, process, score, period_s, jitter, regularity, omission, count, connections,
                   size_dispersion, first_seen, last_seen, hosts_sharing, suppressed_by, candidate, address,
-                  histogram
-           FROM beacons ORDER BY suppressed_by IS NOT NULL, score DESC, host, destination""").fetchall()
+                  histogram, established
+           FROM beacons ORDER BY suppressed_by IS NOT NULL, NOT candidate, established, score DESC, host,
+                    destination""").fetchall()
     keys = ("host", "destination", "process", "score", "period_s", "jitter", "regularity", "omission", "count",
             "connections", "size_dispersion", "first_seen", "last_seen", "hosts_sharing", "suppressed_by",
-            "candidate", "address", "histogram")
+            "candidate", "address", "histogram", "established")
     series = []
     for row in rows:
         item = dict(zip(keys, row))
@@ -34,11 +36,14 @@ def beacon_report(con: duckdb.DuckDBPyConnection) -> tuple[dict[str, Any], dict[
         series.append(item)
     candidates = [s for s in series if s["candidate"]]
     suppressed = [s for s in series if s["suppressed_by"]]
+    # per host, the rhythms that began during the logs first, then those there from the start
     per_host: dict[str, list[dict[str, Any]]] = {}
     for item in candidates:
-        per_host.setdefault(item["host"], []).append(item)
+        if len(per_host.setdefault(item["host"], [])) < MAX_PER_HOST:
+            per_host[item["host"]].append(item)
     summary = {"scored": len(series), "candidates": candidates[:MAX_IN_REPORT],
                "candidates_total": len(candidates),
+               "established_total": sum(1 for s in candidates if s["established"]),
                "suppressed": [{"host": s["host"], "destination": s["destination"], "score": s["score"],
                                "period_s": s["period_s"], "suppressed_by": s["suppressed_by"]}
                               for s in suppressed[:MAX_IN_REPORT]],

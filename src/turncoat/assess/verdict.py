@@ -23,6 +23,7 @@ from turncoat.assess.coverage import (
     check_window,
     measure,
 )
+from turncoat.assess.generic import generic_campaigns
 from turncoat.assess.network_coverage import add_network_coverage
 from turncoat.assess.triage_facts import (
     browser_exposure,
@@ -281,17 +282,20 @@ def assess(con: duckdb.DuckDBPyConnection, packs: list[Pack], manifest: dict[str
     paths = {item["evidence_id"]: item["path"] for item in manifest.get("items", [])}
     blind = {p.id: version_blind_hosts(con, p, p.window[0], min(p.window[1], last_event or p.window[1]))
              for p in packs}
+    generic = generic_campaigns(con, first_event, last_event)  # IOC-free: only where they have findings
     hosts_out = []
     exposure = browser_exposure(con)
     beacon_summary, beacons_by_host = beacon_report(con)
     for host in sorted(set(coverage) | set(findings) | triage_hosts(con) | set(beacons_by_host)):
         rows = findings.get(host, [])
         campaigns = [_campaign(p, rows, coverage.get(host), last_event, paths, host in blind[p.id]) for p in packs]
+        campaigns += [_campaign(g, rows, coverage.get(host), last_event, paths) for g in generic
+                      if any(r["campaign"] == g.id for r in rows)]
         worst = max(campaigns, key=lambda c: (verdict_rank(c["stage"]), CONFIDENCES.index(c["confidence"])))
         window = worst.pop("window")
         for c in campaigns:
             c.pop("window", None)
-        pack = next(p for p in packs if p.id == worst["campaign"])
+        pack = next(p for p in [*packs, *generic] if p.id == worst["campaign"])
         evidence = [e for c in campaigns for e in c["evidence"]]
         evidence.sort(key=lambda e: (e["ts"] or "", e["rule_id"], e["evidence_id"] or "", e["record_id"] or 0,
                                       e["line"] or 0, e["view"], e["field"], str(e["value"])))
@@ -360,7 +364,7 @@ def assess(con: duckdb.DuckDBPyConnection, packs: list[Pack], manifest: dict[str
             "addresses_attributed": sum(len(v) for v in addresses.values()),
             "shared_addresses": shared,
         },
-        "campaigns": [p.summary() for p in packs],
+        "campaigns": [p.summary() for p in [*packs, *generic]],
         "summary": {
             "hosts": len(hosts_out),
             "by_verdict": by_verdict,

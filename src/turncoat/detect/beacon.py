@@ -21,6 +21,7 @@ The work is set-based SQL over a contacts table (`host`, `destination`, `process
    - `size`: how alike the beats' byte counts are (when the source has bytes),
    - `coverage`: for rhythms under five minutes, the share of the span the rhythm holds (a burst of
      regular clicks inside a browsing session is not a timer),
+   - `runs`: a rhythm beats several times between gaps (pairs a fixed time apart are not one),
    - `beats`: enough beats between gaps to say anything (saturates at `FULL_BEATS`: the score never
      grows with the raw number of connections or bytes; beats across gaps say nothing of the rhythm).
 """
@@ -41,8 +42,13 @@ CANDIDATE_SCORE = 0.55   # a series scoring this much is shown as a beacon candi
 # A rhythm faster than this must hold for a good share of the series' span: clicks inside a browsing
 # session are seconds apart and regular, but only for minutes between long gaps; a timer keeps going.
 FAST_PERIOD_S = 300
+# Between gaps a timer beats again and again; pairs of events a fixed time apart (one query logged by two
+# sources whose clocks differ by an hour, a page and its reload) are not a rhythm. Full credit from this
+# many intervals per run between gaps.
+RUN_INTERVALS = 3
 FAST_COVERAGE = 0.2
 HISTOGRAM_BINS = 12
+ESTABLISHED_S = 4 * 86_400  # starting within 4 days of the host's first records (a long weekend): there before
 
 
 @dataclass(frozen=True)
@@ -136,6 +142,7 @@ def score_series(con: duckdb.DuckDBPyConnection, contacts: str, *, min_beats: in
           WHERE p.intervals >= 1)
         SELECT *,
                least(1.0, (intervals + 1) / {FULL_BEATS}.0)
+               * {_clamp(f'intervals / (gaps + 1.0) / {RUN_INTERVALS}')}
                * CASE WHEN period < {FAST_PERIOD_S} THEN {_clamp(f'coalesce(coverage, 1.0) / {FAST_COVERAGE}')}
                       ELSE 1.0 END * (
                  {w.dispersion} * {_clamp('1.0 - coalesce(dispersion, 1.0) / 0.3')}
@@ -168,13 +175,18 @@ def beacon_candidates(con: duckdb.DuckDBPyConnection, contacts: str, *, min_beat
         f"""SELECT destination, count(DISTINCT host) FROM {contacts}
             WHERE destination IS NOT NULL AND destination IN (SELECT destination FROM beacon_scores)
             GROUP BY 1""").fetchall()) if limit != 0 else {}
+    # a series that starts with the host's own records has been there as long as we can see: an app's
+    # habit, not something that began (the host's start is its earliest beat in any scored series)
     rows = con.execute(
-        "SELECT sid, host, destination, process, score, period, dispersion, regularity, omission, single, "
-        "beats, connections, gaps, size_dispersion, first_seen, last_seen FROM beacon_scores "
-        f"ORDER BY score DESC, host, destination {'' if limit is None else f'LIMIT {int(limit) * 4}'}").fetchall()
+        "WITH starts AS (SELECT s.host, min(b.t) AS t FROM bc_beats b JOIN bc_series s USING (sid) GROUP BY 1) "
+        "SELECT sid, b.host, destination, process, score, period, dispersion, regularity, omission, single, "
+        "beats, connections, gaps, size_dispersion, first_seen, last_seen, "
+        f"epoch(first_seen) - st.t < {ESTABLISHED_S} AS established "
+        "FROM beacon_scores b JOIN starts st ON st.host = b.host "
+        f"ORDER BY score DESC, b.host, destination {'' if limit is None else f'LIMIT {int(limit) * 4}'}").fetchall()
     out = []
     for (sid, host, destination, process, score, period, dispersion, regularity, omission, single, beats,
-         connections, gaps, size_dispersion, first_seen, last_seen) in rows:
+         connections, gaps, size_dispersion, first_seen, last_seen, established) in rows:
         reason = allowlist.reason(destination, process) if allowlist is not None else None
         out.append({
             "host": host, "destination": destination, "process": process, "score": round(score, 4),
@@ -185,9 +197,12 @@ def beacon_candidates(con: duckdb.DuckDBPyConnection, contacts: str, *, min_beat
             "size_dispersion": None if size_dispersion is None else round(size_dispersion, 4),
             "first_seen": first_seen, "last_seen": last_seen, "hosts_sharing": sharing.get(destination, 1),
             "suppressed_by": reason, "candidate": score >= CANDIDATE_SCORE and reason is None,
+            "established": bool(established),
             "_sid": sid,
         })
-    out.sort(key=lambda r: (r["suppressed_by"] is not None, -r["score"], r["host"], r["destination"]))
+    # what began during the logs first: a new rhythm is what an implant waking up looks like
+    out.sort(key=lambda r: (r["suppressed_by"] is not None, not r["candidate"], r["established"], -r["score"],
+                            r["host"], r["destination"]))
     if limit is not None:
         out = out[:limit]
     for row in out:
@@ -201,7 +216,7 @@ BEACON_COLUMNS = {
     "host": "VARCHAR", "destination": "VARCHAR", "process": "VARCHAR", "score": "DOUBLE", "period_s": "DOUBLE",
     "jitter": "DOUBLE", "regularity": "DOUBLE", "omission": "DOUBLE", "count": "BIGINT", "connections": "BIGINT",
     "size_dispersion": "DOUBLE", "first_seen": "TIMESTAMPTZ", "last_seen": "TIMESTAMPTZ", "hosts_sharing": "BIGINT",
-    "suppressed_by": "VARCHAR", "candidate": "BOOLEAN", "address": "VARCHAR",
+    "suppressed_by": "VARCHAR", "candidate": "BOOLEAN", "established": "BOOLEAN", "address": "VARCHAR",
     "histogram": "VARCHAR",  # JSON: inter-beat intervals counted in half-period bins
 }
 

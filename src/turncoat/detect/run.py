@@ -7,6 +7,7 @@ from pathlib import Path
 import duckdb
 
 from turncoat.detect.beacon import run_beacons
+from turncoat.detect.generic import generic_findings
 from turncoat.detect.ioc import (
     attribute_findings,
     ioc_findings_queries,
@@ -45,4 +46,9 @@ def run_detection(con: duckdb.DuckDBPyConnection, packs: list[Pack],
         ).fetchall()[0][0]
     attribute_findings(con)
     run_beacons(con)  # IOC-free: every pack's hosts and every other host alike
+    generic = generic_findings(con)
+    if generic:
+        con.executemany(f"INSERT INTO findings VALUES ({', '.join('?' for _ in FINDINGS_COLUMNS)})",
+                        [[row[c] for c in FINDINGS_COLUMNS] for row in generic])
+    counts["generic"] = len(generic)
     return counts

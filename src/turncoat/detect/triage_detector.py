@@ -8,8 +8,6 @@ where the campaign's app already shows up (any stage), and never with high confi
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import duckdb
 
 from turncoat.intel.pack import Pack
