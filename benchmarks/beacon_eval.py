@@ -7,8 +7,8 @@ and for `rita_baseline.rita_scores` (RITA v5's documented scoring), on the same 
 
 Background ("contacts": host, destination, process, ts, bytes; one row per connection):
 - the real Zeek captures of shared/data/zeek (RITA proxy, Slips CTU-SME-11, OTRF APT29 day 1), each
-  ingested once with turncoat into a temporary case; a conn row's destination is its TLS SNI or HTTP
-  host (joined on uid) when known, else its destination IP; bytes = the originator's bytes. For the
+  ingested once with turncoat into a temporary case, read as `turncoat detect` reads them
+  (detect/contacts.py: TLS server names, HTTP hosts and CONNECT targets, DNS questions, unnamed flows). For the
   grid they are shifted into the office's first day, hosts prefixed with the capture's name;
 - a simulated office: hosts x days of browsing bursts during work hours (laptops off outside them,
   desktops always on) and benign periodic services under their usual names (EDR telemetry, mail and
@@ -228,25 +228,12 @@ def simulate_office(rng: random.Random, hosts: int, days: int) -> tuple[list[tup
 
 # --- real captures -----------------------------------------------------------------------------------------
 
-NAME_SOURCES = (("net_tls", "tls.client.server_name"), ("net_http", "url.domain"))
-
-
 def contacts_sql(con: duckdb.DuckDBPyConnection) -> str:
-    """The case's conn rows as contacts, named by SNI or HTTP host through the Zeek uid where the case
-    has those logs (a capture without http.log has no `uid` column in net_http)."""
-    names = []
-    for table, column in NAME_SOURCES:
-        cols = {r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()}
-        if {"uid", column} <= cols:
-            names.append(f'SELECT uid, any_value("{column}") AS n FROM {table} GROUP BY uid')
-    named = " UNION ALL ".join(names) or "SELECT NULL::VARCHAR AS uid, NULL::VARCHAR AS n"
-    return f"""
-    WITH names AS ({named}),
-    one AS (SELECT uid, any_value(n) AS n FROM names WHERE n IS NOT NULL AND n <> '' GROUP BY uid)
-    SELECT f."source.ip" AS host, coalesce(one.n, f."destination.ip") AS destination,
-           NULL::VARCHAR AS process, f."@timestamp" AS ts, f."source.bytes" AS bytes
-    FROM net_flow f LEFT JOIN one USING (uid)
-    WHERE f."source.ip" IS NOT NULL AND f."@timestamp" IS NOT NULL"""
+    """The case's contacts exactly as `turncoat detect` builds them (detect/contacts.py: TLS names, HTTP
+    hosts, DNS, unnamed flows; local multicast left out), with the client address as the host."""
+    from turncoat.detect.contacts import contacts_sql as case_contacts
+
+    return f"SELECT regexp_replace(host, '^ip:', '') AS host, destination, process, ts, bytes FROM ({case_contacts(con)})"
 
 
 def real_contacts(workdir: Path) -> dict[str, pa.Table]:

@@ -218,7 +218,7 @@ def timeline(case: CaseArg,
 
 @app.command()
 def simulate(output: Annotated[Path, typer.Argument(help="Folder to write the synthetic evidence to.")],
-             scenario: Annotated[str, typer.Option("--scenario", help="office, clean, blind, aftermath, netonly or triage.")] = "office",
+             scenario: Annotated[str, typer.Option("--scenario", help="office, clean, blind, aftermath, netonly, triage or driftapp.")] = "office",
              scale: Annotated[int, typer.Option("--scale", min=1, help="Multiply the office N times.")] = 1,
              seed: Annotated[int, typer.Option("--seed")] = 7) -> None:
     """Write a synthetic small office's evidence and its ground truth (for demos, tests, benchmarks)."""

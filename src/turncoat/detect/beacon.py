@@ -48,6 +48,7 @@ FAST_PERIOD_S = 300
 RUN_INTERVALS = 3
 FAST_COVERAGE = 0.2
 HISTOGRAM_BINS = 12
+SCORING_MEMORY_LIMIT = "6GiB"
 ESTABLISHED_S = 4 * 86_400  # starting within 4 days of the host's first records (a long weekend): there before
 
 
@@ -128,10 +129,11 @@ def score_series(con: duckdb.DuckDBPyConnection, contacts: str, *, min_beats: in
           SELECT f.sid, avg(CASE WHEN f.k = 1 THEN 1.0 ELSE 0.0 END) FILTER (WHERE NOT f.gap) AS single,
                  median(abs(f.d - p.period)) FILTER (WHERE f.k = 1 AND NOT f.gap) / p.period AS dispersion
           FROM bc_fitted f JOIN per p USING (sid) GROUP BY f.sid, p.period),
+        size_median AS (SELECT sid, median(b) AS b_med FROM bc_beats GROUP BY sid),
         sizes AS (
-          SELECT sid, count(*) AS beats, min(t) AS first_t, max(t) AS last_t, median(b) AS b_med,
-                 median(abs(b - b_med_all)) AS b_mad
-          FROM (SELECT *, median(b) OVER (PARTITION BY sid) AS b_med_all FROM bc_beats) GROUP BY sid),
+          SELECT sid, count(*) AS beats, min(t) AS first_t, max(t) AS last_t, any_value(b_med) AS b_med,
+                 median(abs(b - b_med)) AS b_mad
+          FROM bc_beats JOIN size_median USING (sid) GROUP BY sid),
         parts AS (
           SELECT s.sid, s.host, s.destination, nullif(s.process, '') AS process, s.connections, z.beats,
                  to_timestamp(z.first_t) AS first_seen, to_timestamp(z.last_t) AS last_seen,
@@ -170,11 +172,14 @@ def beacon_candidates(con: duckdb.DuckDBPyConnection, contacts: str, *, min_beat
     """Scored series, best first, with the figures that explain each score. `allowlist` (an object
     with `reason(destination, process)`) marks benign periodic services as suppressed, with the reason:
     they stay in the list, below every unsuppressed series, so nothing is hidden."""
-    score_series(con, contacts, min_beats=min_beats, weights=weights)
-    sharing = dict(con.execute(
-        f"""SELECT destination, count(DISTINCT host) FROM {contacts}
-            WHERE destination IS NOT NULL AND destination IN (SELECT destination FROM beacon_scores)
-            GROUP BY 1""").fetchall()) if limit != 0 else {}
+    limit_before = con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+    # grouping every (host, destination, process) of a large case does not spill well: the series
+    # table of 100M connections needs a few GiB, still far under the 8 GiB a 2-core machine has
+    con.execute(f"SET memory_limit = '{SCORING_MEMORY_LIMIT}'")
+    try:
+        score_series(con, contacts, min_beats=min_beats, weights=weights)
+    finally:
+        con.execute(f"SET memory_limit = '{limit_before}'")
     # a series that starts with the host's own records has been there as long as we can see: an app's
     # habit, not something that began (the host's start is its earliest beat in any scored series)
     rows = con.execute(
@@ -184,6 +189,15 @@ def beacon_candidates(con: duckdb.DuckDBPyConnection, contacts: str, *, min_beat
         f"epoch(first_seen) - st.t < {ESTABLISHED_S} AS established "
         "FROM beacon_scores b JOIN starts st ON st.host = b.host "
         f"ORDER BY score DESC, b.host, destination {'' if limit is None else f'LIMIT {int(limit) * 4}'}").fetchall()
+    # how many hosts reach each destination shown (any contact, not only rhythmic ones)
+    shown = sorted({row[2] for row in rows})
+    sharing: dict[str, int] = {}
+    if shown:
+        con.execute("CREATE OR REPLACE TEMP TABLE bc_shown (destination VARCHAR)")
+        con.executemany("INSERT INTO bc_shown VALUES (?)", [[d] for d in shown])
+        sharing = dict(con.execute(
+            f"""SELECT destination, count(DISTINCT host) FROM {contacts}
+                WHERE destination IN (SELECT destination FROM bc_shown) GROUP BY 1""").fetchall())
     out = []
     for (sid, host, destination, process, score, period, dispersion, regularity, omission, single, beats,
          connections, gaps, size_dispersion, first_seen, last_seen, established) in rows:
