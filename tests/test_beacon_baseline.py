@@ -92,4 +92,7 @@ def test_quick_evaluation_runs_on_the_shared_data(tmp_path: Path) -> None:
     assert len(result["cells"]) == len(beacon_eval.grid(True).cells)
     assert all(c["series"] == 2 and c["beats"] == beacon_eval.SHORT_BEATS for c in result["cells"])
     proxy = next(e for e in result["real"] if e.get("c2") == "10.136.0.18 -> www.honestimnotevil.com")
-    assert proxy["rita"]["rank"] == 1
+    # RITA scores a 24-hour dataset; over the capture's whole span (years, with its DNS rows) its
+    # duration score is diluted, so the per-day variant is the one that must find the labelled beacon
+    assert proxy["rita-day"]["rank"] == 1
+    assert proxy["engine"]["rank"] == 1
