@@ -37,11 +37,12 @@ from pathlib import Path
 from typing import Any
 
 from . import catalog, netformats, network, noise, sessions, writer
-from .actors import HostId, Logon, Proc, ProcFactory
+from .actors import Logon, Proc
 from .clock import UTC, Span, after, between, early_in_second, floor_second, iso_s
 from .context import HostCtx
+from .host import new_host_ctx
 from .pe import Binary
-from .recorder import Recorder, Sources
+from .recorder import Sources
 from .scenarios import HostSpec
 
 SCENARIO = "driftapp"
@@ -469,17 +470,8 @@ def _check(h: DriftHost, life: Life) -> None:
 
 def _simulate_host(h: DriftHost, seed: int, index: int, net: network.HostNet | None) -> tuple[str, Any, dict]:
     spec = h.spec
-    seed_key = f"{seed}:{SCENARIO}:{spec.name}"
-    host = HostId(spec.name, ip=network.office_ip(index), user=spec.user, rid=1104 + index)
-    rec = Recorder(host, Sources(SPAN.start, None, True, True, True), random.Random(f"{seed_key}:recorder"), SPAN, net)
-    procs = ProcFactory(host, random.Random(f"{seed_key}:procs"))
-    svchost = catalog.SVCHOST.template
-    ctx = HostCtx(
-        spec=spec, host=host, seed_key=seed_key, span=SPAN, rec=rec, procs=procs,
-        services=procs.system(catalog.SERVICES.template, "C:\\Windows\\system32\\services.exe"),
-        scheduler=procs.system(svchost, "C:\\Windows\\system32\\svchost.exe -k netsvcs -p -s Schedule"),
-        dns_client=procs.system(svchost, "C:\\Windows\\system32\\svchost.exe -k NetworkService -p -s Dnscache"),
-    )
+    ctx = new_host_ctx(spec, SCENARIO, seed, index, SPAN, Sources(SPAN.start, None, True, True, True), net)
+    seed_key, rec = ctx.seed_key, ctx.rec
     sessions.plan(ctx)
     life = _plan_runs(ctx, h)
     _plan_implant(ctx, h, life)

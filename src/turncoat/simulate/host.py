@@ -30,20 +30,28 @@ class HostResult:
     truth: dict[str, Any]
 
 
-def simulate_host(spec: HostSpec, scenario: str, seed: int, index: int, span: Span,
-                  net: HostNet | None = None) -> HostResult:
-    """`net`: where the office network sees this host, in a scenario whose network is logged."""
+def new_host_ctx(spec: HostSpec, scenario: str, seed: int, index: int, span: Span, sources: Sources,
+                 net: HostNet | None = None) -> HostCtx:
+    """A host's context: identity, recorder, process factory and the system processes every scenario
+    starts from (services, the task scheduler, the DNS client), seeded by scenario and host name."""
     seed_key = f"{seed}:{scenario}:{spec.name}"
     host = HostId(spec.name, ip=office_ip(index), user=spec.user, rid=1104 + index)
-    rec = Recorder(host, _sources(spec.telemetry), random.Random(f"{seed_key}:recorder"), span, net)
+    rec = Recorder(host, sources, random.Random(f"{seed_key}:recorder"), span, net)
     procs = ProcFactory(host, random.Random(f"{seed_key}:procs"))
     svchost = catalog.SVCHOST.template
-    ctx = HostCtx(
+    return HostCtx(
         spec=spec, host=host, seed_key=seed_key, span=span, rec=rec, procs=procs,
         services=procs.system(catalog.SERVICES.template, "C:\\Windows\\system32\\services.exe"),
         scheduler=procs.system(svchost, "C:\\Windows\\system32\\svchost.exe -k netsvcs -p -s Schedule"),
         dns_client=procs.system(svchost, "C:\\Windows\\system32\\svchost.exe -k NetworkService -p -s Dnscache"),
     )
+
+
+def simulate_host(spec: HostSpec, scenario: str, seed: int, index: int, span: Span,
+                  net: HostNet | None = None) -> HostResult:
+    """`net`: where the office network sees this host, in a scenario whose network is logged."""
+    ctx = new_host_ctx(spec, scenario, seed, index, span, _sources(spec.telemetry), net)
+    seed_key, rec = ctx.seed_key, ctx.rec
     sessions.plan(ctx)
     _clean_client(ctx)
     attack.arrive(ctx)
