@@ -16,7 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from turncoat.report.i18n import fmt_int, fmt_ts, headline, label, t, tn
-from turncoat.report.present import case_facts
+from turncoat.report.present import case_facts, period_text
 from turncoat.report.redact import defang
 from turncoat.store.schema import VERDICTS, verdict_rank
 
@@ -192,4 +192,20 @@ def render_summary(report: dict[str, Any], console: Console, lang: str = "en", d
                 console.print(_evidence_table(host, lang))
     else:
         console.print(Text(t("ev.detail_hint", lang), style="dim"))
+    if (line := _beacon_line(safe, lang)) is not None:
+        console.print(line)
     console.print(_case_line(safe, lang))
+
+
+def _beacon_line(report: dict[str, Any], lang: str) -> Text | None:
+    """How many rhythmic series the case holds and the first one that began during the logs."""
+    beacons = report.get("beacons") or {}
+    total = int(beacons.get("candidates_total") or 0)
+    if not total:
+        return None
+    first = next((b for b in beacons.get("candidates") or [] if not b.get("established")), None)
+    text = t("beacons.line", lang).format(count=total, established=int(beacons.get("established_total") or 0))
+    if first is not None:
+        text += " " + t("beacons.first", lang).format(
+            host=first["host"], destination=first["destination"], period=period_text(first.get("period_s")))
+    return Text(text)
