@@ -2,7 +2,7 @@
 plain `SELECT host, dest, count(*), min(ts), max(ts) … GROUP BY ALL` over the same rows.
 
     python benchmarks/beacon_scale.py --rows 100000000 --dir /data/bench     # generate once, then time
-    python benchmarks/beacon_scale.py --dir /data/bench --run beacons          # one side (what farm-bench runs)
+    python benchmarks/beacon_scale.py --dir /data/bench --run beacons          # one side (what an external timer runs)
 
 The rows look like an office's connection logs over 30 days: 2,000 client addresses, 50,000
 destinations with a long-tailed popularity at random times, and injected beacons
@@ -99,8 +99,9 @@ def main() -> None:
         return
     me = f"{sys.executable} {Path(__file__).resolve()} --rows {args.rows} --dir {args.dir}"
     print(f"data: {path} ({path.stat().st_size / 2**30:.2f} GiB)")
-    print("time both sides, alternated, whole process:")
-    print(f"  farm-bench -n 3 --warmup 0 --timeout 3600 --vs '{me} --run groupby' -- {me} --run beacons")
+    print("time both sides as whole processes, alternated (beacons, groupby, beacons, …), with any external timer:")
+    print(f"  {me} --run beacons")
+    print(f"  {me} --run groupby")
 
 
 if __name__ == "__main__":
