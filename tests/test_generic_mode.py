@@ -88,3 +88,17 @@ def test_a_beaconing_host_is_flagged_within_six_periods_of_its_first_beacon(drif
         stages[label] = campaign["stage"] if campaign else None
     assert stages["before"] in (None, "armed-dormant")
     assert stages["after"] == "c2-contact"
+
+
+def test_the_report_shows_what_the_build_changed(driftapp) -> None:
+    from turncoat.report.html import render_html
+
+    _, report, _ = driftapp
+    campaign = next(c for c in report["campaigns"] if c["id"] == GENERIC)
+    modules = {c["name"]: c for c in campaign["changes"] if c["kind"] == "signature"}
+    assert "signed by Parrotfish Software Ltd" in modules["pdmedia.dll"]["before"]
+    assert "unsigned" in modules["pdmedia.dll"]["after"]
+    assert "pdcore.dll" not in modules  # an ordinary update: new hash, same valid signer
+    assert any(c["kind"] == "destination" and c["name"] == "parrot-cdn-sync.example" for c in campaign["changes"])
+    page = render_html(report, lang="fr")
+    assert "Ce que la nouvelle version a changé" in page and "pdmedia.dll" in page

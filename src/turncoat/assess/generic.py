@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import yaml
@@ -34,4 +35,19 @@ def generic_campaigns(con: duckdb.DuckDBPyConnection, first: datetime | None, la
         app = name[len(GENERIC_PREFIX):]
         meta = {**base, "name": f"{base['name']}: {app}", "exposure_window": {"start": iso(start), "end": iso(end)}}
         out.append(Pack(id=name, root=GENERIC_META.parent, meta=meta))
+    return out
+
+
+def build_changes(con: duckdb.DuckDBPyConnection) -> dict[str, list[dict[str, Any]]]:
+    """Per generic campaign, what its build changed against the earlier versions (module before →
+    after, new children, new destinations), the changes that are findings first."""
+    tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    if "generic_changes" not in tables:
+        return {}
+    out: dict[str, list[dict[str, Any]]] = {}
+    for campaign, kind, name, before, after, hosts, finding in con.execute(
+            "SELECT campaign, kind, name, before, after, hosts, finding FROM generic_changes "
+            "ORDER BY campaign, NOT finding, kind, name").fetchall():
+        out.setdefault(campaign, []).append({"kind": kind, "name": name, "before": before, "after": after,
+                                             "hosts": hosts, "finding": finding})
     return out

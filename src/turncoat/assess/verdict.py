@@ -23,7 +23,7 @@ from turncoat.assess.coverage import (
     check_window,
     measure,
 )
-from turncoat.assess.generic import generic_campaigns
+from turncoat.assess.generic import build_changes, generic_campaigns
 from turncoat.assess.network_coverage import add_network_coverage
 from turncoat.assess.triage_facts import (
     browser_exposure,
@@ -283,6 +283,7 @@ def assess(con: duckdb.DuckDBPyConnection, packs: list[Pack], manifest: dict[str
     blind = {p.id: version_blind_hosts(con, p, p.window[0], min(p.window[1], last_event or p.window[1]))
              for p in packs}
     generic = generic_campaigns(con, first_event, last_event)  # IOC-free: only where they have findings
+    changes = build_changes(con)
     hosts_out = []
     exposure = browser_exposure(con)
     beacon_summary, beacons_by_host = beacon_report(con)
@@ -364,7 +365,8 @@ def assess(con: duckdb.DuckDBPyConnection, packs: list[Pack], manifest: dict[str
             "addresses_attributed": sum(len(v) for v in addresses.values()),
             "shared_addresses": shared,
         },
-        "campaigns": [p.summary() for p in [*packs, *generic]],
+        "campaigns": [{**p.summary(), **({"changes": changes[p.id]} if p.id in changes else {})}
+                      for p in [*packs, *generic]],
         "summary": {
             "hosts": len(hosts_out),
             "by_verdict": by_verdict,

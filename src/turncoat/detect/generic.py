@@ -16,7 +16,13 @@ from typing import Any
 import duckdb
 
 from turncoat.detect.dormancy import dormancy_findings
-from turncoat.detect.drift import AppBuild, AppVersion, drift_analysis, finding_row
+from turncoat.detect.drift import (
+    AppBuild,
+    AppVersion,
+    campaign_name,
+    drift_analysis,
+    finding_row,
+)
 from turncoat.report.present import period_text
 
 RULE_BEACON = "generic:beacon:drifted-app"
@@ -68,9 +74,39 @@ def _first_contact(con: duckdb.DuckDBPyConnection, host: str, process: str, dest
     return found[0] if found else (None, None, None)
 
 
+CHANGE_COLUMNS = {"campaign": "VARCHAR", "kind": "VARCHAR", "name": "VARCHAR", "before": "VARCHAR",
+                  "after": "VARCHAR", "hosts": "VARCHAR", "finding": "BOOLEAN"}
+
+
+def store_changes(con: duckdb.DuckDBPyConnection, changes: list[dict[str, Any]]) -> None:
+    """The `generic_changes` table: what each new build changed (modules before → after, new children,
+    new destinations), findings or not, so the report can show an app's behaviour before and after."""
+    campaigns = {(app_id, vkey): campaign_name(signer, product, version)
+                 for app_id, vkey, signer, product, version in con.execute(
+                     "SELECT a.app_id, r.vkey, a.signer, a.product, r.version FROM drift_app a "
+                     "JOIN drift_rank r USING (app_id)").fetchall()}
+    grouped: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for c in changes:
+        key = (campaigns.get((c["app_id"], c["vkey"]), ""), c["kind"], c["name"])
+        row = grouped.setdefault(key, {"campaign": key[0], "kind": c["kind"], "name": c["name"],
+                                       "before": c.get("before"), "after": c.get("after"), "hosts": set(),
+                                       "finding": False})
+        if c.get("host"):
+            row["hosts"].add(c["host"])
+        row["finding"] = row["finding"] or bool(c.get("finding", True))
+    con.execute("CREATE OR REPLACE TABLE generic_changes ({})".format(
+        ", ".join(f'"{k}" {t}' for k, t in CHANGE_COLUMNS.items())))
+    if grouped:
+        con.executemany(f"INSERT INTO generic_changes VALUES ({', '.join('?' for _ in CHANGE_COLUMNS)})",
+                        [[r["campaign"], r["kind"], r["name"], r["before"], r["after"],
+                          ", ".join(sorted(r["hosts"])) or None, r["finding"]] for r in grouped.values()])
+
+
 def generic_findings(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
-    """Every generic finding of the case (drift, dormancy, beacons of drifted builds)."""
+    """Every generic finding of the case (drift, dormancy, beacons of drifted builds); what each build
+    changed goes to `generic_changes`."""
     analysis = drift_analysis(con)
+    store_changes(con, analysis.changes)
     rows = list(analysis.findings)
     rows += dormancy_findings(con, prepared=True)
     drifted = {r["campaign"] for r in analysis.findings}

@@ -291,7 +291,9 @@ def _campaign(campaign: dict[str, Any], lang: str, tz: str) -> dict[str, Any]:
     if dormancy:
         text += "; " + t("case.dormancy", lang).format(
             min=dormancy.get("min"), max=dormancy.get("max"), typical=dormancy.get("typical"))
-    return {"id": campaign.get("id"), "name": campaign.get("name"), "text": text}
+    return {"id": campaign.get("id"), "name": campaign.get("name"), "text": text,
+            "changes": [{**c, "kind": label("change", str(c.get("kind")), lang)}
+                        for c in campaign.get("changes") or []]}
 
 
 def build_context(report: dict[str, Any], lang: str = "en", detail: bool = False,
