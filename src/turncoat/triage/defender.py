@@ -33,6 +33,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from turncoat.evidence.base import IssueLog, ReadIssue, Row
+from turncoat.triage.smallfile import read_whole
 from turncoat.triage.text import decode_bom_text
 from turncoat.triage.wintime import filetime_to_datetime
 
@@ -170,13 +171,8 @@ def read_detection_history(path: Path, issues: IssueLog) -> list[Row]:
     start time, or else the earliest of the record's closing times (Defender's initial detection
     time). All are FILETIMEs, so UTC.
     """
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        issues.add(ReadIssue(f"cannot read DetectionHistory file: {exc}"))
-        return []
-    if not data:
-        issues.add(ReadIssue("DetectionHistory file is empty (zero bytes)"))
+    data = read_whole(path, issues, "DetectionHistory file")
+    if data is None:
         return []
     if not is_detection_history(data):
         if len(data) < _HEADER_BYTES and data[:8] == struct.pack("<II", 8, _T_INT64):
@@ -294,13 +290,8 @@ def read_mplog(path: Path, issues: IssueLog) -> list[Row]:
     while its banner ("Started On 03-10-2022 11:33:52") is local time and is not used. A line
     time without a zone is taken as UTC.
     """
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        issues.add(ReadIssue(f"cannot read MPLog: {exc}"))
-        return []
-    if not data:
-        issues.add(ReadIssue("MPLog file is empty (zero bytes)"))
+    data = read_whole(path, issues, "MPLog file")
+    if data is None:
         return []
     text, replaced = decode_bom_text(data)
     if replaced:

@@ -13,9 +13,22 @@ import re
 from pathlib import Path
 
 from turncoat.evidence.base import IssueLog, ReadIssue, Row
+from turncoat.triage.smallfile import read_whole
 
 _BUNDLE_PLIST = re.compile(r"(?P<bundle>.*?[^/\\]+\.app)[/\\]Contents[/\\]Info\.plist$", re.IGNORECASE)
 MAX_PLIST_BYTES = 4 * 1024 * 1024
+
+
+def _plist(path: Path, issues: IssueLog, what: str) -> object | None:
+    """A plist (XML or binary) read with the standard library, or None with an issue."""
+    data = read_whole(path, issues, what, max_bytes=MAX_PLIST_BYTES)
+    if data is None:
+        return None
+    try:
+        return plistlib.loads(data)
+    except (plistlib.InvalidFileException, ValueError, OverflowError) as exc:
+        issues.add(ReadIssue(f"{what} cannot be read: {exc}", offset=0))
+        return None
 
 
 def bundle_of(machine_path: str) -> str | None:
@@ -34,13 +47,8 @@ def read_app_plist(path: Path, issues: IssueLog, machine_path: str) -> list[Row]
     bundle = bundle_of(machine_path)
     if bundle is None:
         return []
-    try:
-        if path.stat().st_size > MAX_PLIST_BYTES:
-            issues.add(ReadIssue(f"Info.plist larger than {MAX_PLIST_BYTES} bytes; not read"))
-            return []
-        info = plistlib.loads(path.read_bytes())
-    except (OSError, plistlib.InvalidFileException, ValueError, OverflowError) as exc:
-        issues.add(ReadIssue(f"Info.plist cannot be read: {exc}", offset=0))
+    info = _plist(path, issues, "Info.plist")
+    if info is None:
         return []
     if not isinstance(info, dict):
         issues.add(ReadIssue("Info.plist holds no dictionary", offset=0))
@@ -61,12 +69,7 @@ def read_app_plist(path: Path, issues: IssueLog, machine_path: str) -> list[Row]
 def computer_name(path: Path) -> str | None:
     """The Mac's name from `/Library/Preferences/SystemConfiguration/preferences.plist` (System →
     System → ComputerName), or None when the file does not say."""
-    try:
-        if path.stat().st_size > MAX_PLIST_BYTES:
-            return None
-        doc = plistlib.loads(path.read_bytes())
-    except (OSError, plistlib.InvalidFileException, ValueError, OverflowError):
-        return None
+    doc = _plist(path, IssueLog(), "preferences.plist")  # a name it cannot give is simply not used
     system = doc.get("System", {}).get("System", {}) if isinstance(doc, dict) else {}
     name = system.get("ComputerName") or system.get("HostName") if isinstance(system, dict) else None
     return str(name) if name else None

@@ -21,6 +21,7 @@ from typing import Any
 import pyscca
 
 from turncoat.evidence.base import IssueLog, ReadIssue, Row
+from turncoat.triage.smallfile import read_whole
 from turncoat.triage.wintime import filetime_to_datetime
 
 SCCA_SIGNATURE = b"SCCA"
@@ -48,7 +49,7 @@ def read_prefetch(path: Path, issues: IssueLog) -> list[Row]:
     A file with a run count but no usable run time still gives one row (ts None), because "this ran"
     matters even when "when" is lost.
     """
-    data = _read_bytes(path, issues)
+    data = read_whole(path, issues, "file", max_bytes=MAX_FILE_BYTES, empty_ok=True)
     if data is None or not _looks_valid(data, issues):
         return []
     scca = _open(data, issues)
@@ -58,18 +59,6 @@ def read_prefetch(path: Path, issues: IssueLog) -> list[Row]:
         return _rows(scca, issues)
     finally:
         scca.close()
-
-
-def _read_bytes(path: Path, issues: IssueLog) -> bytes | None:
-    try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            issues.add(ReadIssue(f"file is {size} bytes, too large for a Prefetch file; not read"))
-            return None
-        return path.read_bytes()
-    except OSError as exc:
-        issues.add(ReadIssue(f"cannot read file: {exc}"))
-        return None
 
 
 def _looks_valid(data: bytes, issues: IssueLog) -> bool:

@@ -30,6 +30,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from turncoat.evidence.base import IssueLog, ReadIssue, Row
+from turncoat.triage.smallfile import read_whole
 from turncoat.triage.text import decode_bom_text
 
 TASK_NAMESPACE = "http://schemas.microsoft.com/windows/2004/02/mit/task"
@@ -135,13 +136,8 @@ def read_task_xml(path: Path, issues: IssueLog, task_path: str) -> list[Row]:
     RegistrationInfo/URI, then its file name, stands in. A task without actions still gives one
     row (command None), so its presence is recorded.
     """
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        issues.add(ReadIssue(f"cannot read task file: {exc}"))
-        return []
-    if not data:
-        issues.add(ReadIssue("task file is empty (zero bytes)"))
+    data = read_whole(path, issues, "task file")
+    if data is None:
         return []
     text, replaced = decode_bom_text(data)
     if replaced:
@@ -259,13 +255,8 @@ def read_job(path: Path, issues: IssueLog) -> list[Row]:
     (plaso reports it as the user name); ts the last run time (None if it never ran). The account
     a job runs as is not in the file, so user.name stays None.
     """
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        issues.add(ReadIssue(f"cannot read .job file: {exc}"))
-        return []
-    if not data:
-        issues.add(ReadIssue(".job file is empty (zero bytes)"))
+    data = read_whole(path, issues, ".job file")
+    if data is None:
         return []
     if not is_job(data):
         issues.add(ReadIssue("not a Task Scheduler .job file: its fixed header fields are implausible", offset=0))
