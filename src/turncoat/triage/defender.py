@@ -33,7 +33,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from turncoat.evidence.base import IssueLog, ReadIssue, Row
-from turncoat.triage.smallfile import read_whole
+from turncoat.triage.smallfile import read_text, read_whole
 from turncoat.triage.text import decode_bom_text
 from turncoat.triage.wintime import filetime_to_datetime
 
@@ -290,12 +290,9 @@ def read_mplog(path: Path, issues: IssueLog) -> list[Row]:
     while its banner ("Started On 03-10-2022 11:33:52") is local time and is not used. A line
     time without a zone is taken as UTC.
     """
-    data = read_whole(path, issues, "MPLog file")
-    if data is None:
+    text = read_text(path, issues, "MPLog file")
+    if text is None:
         return []
-    text, replaced = decode_bom_text(data)
-    if replaced:
-        issues.add(ReadIssue("MPLog is not valid UTF-16/UTF-8 throughout; unreadable bytes were replaced"))
     rows: list[Row] = []
     for number, line in enumerate(text.splitlines(), start=1):
         match = _MPLOG_LINE.match(line.strip())

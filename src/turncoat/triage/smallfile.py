@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from turncoat.evidence.base import IssueLog, ReadIssue
+from turncoat.triage.text import decode_bom_text
 
 
 def read_whole(path: Path, issues: IssueLog, what: str, *, max_bytes: int | None = None,
@@ -24,3 +25,15 @@ def read_whole(path: Path, issues: IssueLog, what: str, *, max_bytes: int | None
         issues.add(ReadIssue(f"{what} is empty (zero bytes)"))
         return None
     return data
+
+
+def read_text(path: Path, issues: IssueLog, what: str) -> str | None:
+    """A small Windows text artifact decoded by its byte-order mark (triage/text.py), or None with an
+    issue; bytes that had to be replaced are reported too."""
+    data = read_whole(path, issues, what)
+    if data is None:
+        return None
+    text, replaced = decode_bom_text(data)
+    if replaced:
+        issues.add(ReadIssue(f"{what} is not valid UTF-16/UTF-8 throughout; unreadable bytes were replaced"))
+    return text

@@ -30,7 +30,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from turncoat.evidence.base import IssueLog, ReadIssue, Row
-from turncoat.triage.smallfile import read_whole
+from turncoat.triage.smallfile import read_text, read_whole
 from turncoat.triage.text import decode_bom_text
 
 TASK_NAMESPACE = "http://schemas.microsoft.com/windows/2004/02/mit/task"
@@ -136,12 +136,9 @@ def read_task_xml(path: Path, issues: IssueLog, task_path: str) -> list[Row]:
     RegistrationInfo/URI, then its file name, stands in. A task without actions still gives one
     row (command None), so its presence is recorded.
     """
-    data = read_whole(path, issues, "task file")
-    if data is None:
+    text = read_text(path, issues, "task file")
+    if text is None:
         return []
-    text, replaced = decode_bom_text(data)
-    if replaced:
-        issues.add(ReadIssue("task file is not valid UTF-16/UTF-8; unreadable bytes were replaced"))
     if "<!DOCTYPE" in text or "<!ENTITY" in text:  # never in a real task; refuse entity tricks
         issues.add(ReadIssue("task XML carries a DOCTYPE/ENTITY declaration; not parsed"))
         return []
